@@ -1,0 +1,125 @@
+// The configuration schema: one zod definition that validates the YAML, supplies defaults and is the
+// source for docs/configuration.md (a test fails when a key here is not documented there). Durations are
+// strings (`10m`) in YAML and milliseconds after parsing. Secrets come by reference (`${env:X}`,
+// `${file:X}`) and are resolved by the loader before this schema sees them.
+import { z } from 'zod';
+import { parseDuration } from '../lib/duration.js';
+
+export const duration = () =>
+  z.string().transform((s, ctx) => {
+    const ms = parseDuration(s);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${s}" is not a duration; write a number and a unit, like 90s, 10m, 1h or 7d`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const httpUrl = () =>
+  z.string().refine(
+    (s) => {
+      try {
+        const u = new URL(s);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && !u.search && !u.hash;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an absolute http(s) URL without query or fragment, like https://id.example.com' },
+  );
+
+/** Globs as DESIGN.md defines them: `*` within a segment, `**` across. */
+const glob = () => z.string().min(1, 'a pattern cannot be empty');
+
+export const algorithm = z.enum(['ES256', 'RS256', 'EdDSA']);
+
+export const clientSchema = z
+  .object({
+    /** Client id, as sent in client_id or HTTP Basic. */
+    id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'use letters, digits, and . _ : - (at most 128)'),
+    /** A human name shown in lists and audit records. */
+    name: z.string().optional(),
+    /** Grant types this client may use. */
+    grant_types: z
+      .array(z.enum(['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange']))
+      .default(['client_credentials']),
+    /** Audiences (globs) this client may ask for; `**` allows any. */
+    allowed_audiences: z.array(glob()).min(1, 'list at least one audience pattern'),
+    /** Ceiling on a token's lifetime for this client (at most tokens.max_ttl). */
+    max_ttl: duration().optional(),
+    /** Roles put in the `roles` claim of this client's tokens. */
+    roles: z.array(z.string()).default([]),
+    /** Static extra claims added to every token (e.g. pipeline, repository). */
+    claims: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])).default({}),
+    /** Lifetime of a newly created secret; unset means secrets do not expire. */
+    secret_ttl: duration().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    issuer: z
+      .object({
+        /** The public URL of Gatehouse: the `iss` of every token and the base of every URL it hands out. */
+        url: httpUrl(),
+      })
+      .strict(),
+    server: z
+      .object({
+        /** Address to listen on. */
+        host: z.string().default('127.0.0.1'),
+        /** Port to listen on. */
+        port: z.number().int().min(0).max(65535).default(8080),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8080 }),
+    store: z
+      .object({
+        sqlite: z
+          .object({
+            /** Path of the SQLite database file (relative to the config file). */
+            path: z.string().default('gatehouse.db'),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({ sqlite: { path: 'gatehouse.db' } }),
+    keys: z
+      .object({
+        /** Signing algorithm of new keys. */
+        algorithm: algorithm.default('ES256'),
+        /** Key-encryption key (32 random bytes, base64url) that seals private keys at rest; by reference. */
+        encryption_key: z.string().min(1, 'give the key-encryption key by reference, like ${file:/etc/gatehouse/kek}'),
+      })
+      .strict(),
+    tokens: z
+      .object({
+        /** Lifetime of a token when the client does not ask for one. */
+        default_ttl: duration().default(600_000),
+        /** Ceiling on any token's lifetime. */
+        max_ttl: duration().default(3_600_000),
+        /** Allowed clock skew when checking `exp`, `nbf` and `iat`. */
+        clock_skew: duration().default(60_000),
+      })
+      .strict()
+      .default({ default_ttl: 600_000, max_ttl: 3_600_000, clock_skew: 60_000 }),
+    /** Service accounts and other clients. Their secrets live hashed in the store (`gatehouse clients`). */
+    clients: z.array(clientSchema).default([]),
+    log: z
+      .object({
+        /** pino log level. */
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** `json` for machines, `pretty` for people. */
+        format: z.enum(['json', 'pretty']).default('json'),
+      })
+      .strict()
+      .default({ level: 'info', format: 'json' }),
+  })
+  .strict();
+
+export type GatehouseConfig = z.output<typeof configSchema>;
+export type ClientConfig = z.output<typeof clientSchema>;
