@@ -2,6 +2,9 @@
 // and the PostgreSQL store both pass (test/store/contract.ts). Only the composition root imports an
 // implementation; every other part depends on this file alone. All times are epoch milliseconds.
 
+/** The previous hash of the first audit record: 64 zeros (the width of a SHA-256 hex digest). */
+export const GENESIS_HASH = '0000000000000000000000000000000000000000000000000000000000000000';
+
 /** Signing key states: published before it signs (next), signing (active), published only (retired). */
 export type KeyState = 'next' | 'active' | 'retired';
 
@@ -21,7 +24,9 @@ export interface KeyRecord {
   removeAfter: number | null;
 }
 
-export type KeyPatch = Partial<Pick<KeyRecord, 'state' | 'activatedAt' | 'retiredAt' | 'removeAfter' | 'sealedPrivate'>>;
+export type KeyPatch = Partial<
+  Pick<KeyRecord, 'state' | 'activatedAt' | 'retiredAt' | 'removeAfter' | 'sealedPrivate'>
+>;
 
 /** A client created at run time (`gatehouse clients create`); clients in the config file are not stored. */
 export interface ClientRecord {
