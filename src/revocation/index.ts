@@ -1,0 +1,8 @@
+// The revocation part's public entry.
+export {
+  RevocationSet,
+  recordRevocation,
+  type RevocationCheckInput,
+  type RevocationSetOptions,
+  type RevokeInput,
+} from './revocation-set.js';
