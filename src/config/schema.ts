@@ -5,18 +5,25 @@
 import { z } from 'zod';
 import { parseDuration } from '../lib/duration.js';
 
+/** Fields that take a duration; the loader uses this to word its messages ("write 600s, with a unit"). */
+export const durationFields = z.registry<{ kind: 'duration' }>();
+
+/** A duration written `90s`, `10m`, `1h`, `7d`; milliseconds after parsing. */
 export const duration = () =>
-  z.string().transform((s, ctx) => {
-    const ms = parseDuration(s);
-    if (ms === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `"${s}" is not a duration; write a number and a unit, like 90s, 10m, 1h or 7d`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
+  z
+    .string()
+    .register(durationFields, { kind: 'duration' })
+    .transform((s, ctx) => {
+      const ms = parseDuration(s);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${s}" is not a duration; write a number and a unit, like 90s, 10m, 1h or 7d`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
 
 const httpUrl = () =>
   z.string().refine(
@@ -30,6 +37,13 @@ const httpUrl = () =>
     },
     { message: 'must be an absolute http(s) URL without query or fragment, like https://id.example.com' },
   );
+
+/** Fields whose value is a file path relative to the config file; the loader makes them absolute. */
+export const relativePaths = z.registry<{ relativeTo: 'config-file' }>();
+
+/** A file path; relative paths are resolved against the config file's directory by the loader. */
+export const filePath = () =>
+  z.string().min(1, 'a path cannot be empty').register(relativePaths, { relativeTo: 'config-file' });
 
 /** Globs as DESIGN.md defines them: `*` within a segment, `**` across. */
 const glob = () => z.string().min(1, 'a pattern cannot be empty');
@@ -53,7 +67,9 @@ export const clientSchema = z
     /** Roles put in the `roles` claim of this client's tokens. */
     roles: z.array(z.string()).default([]),
     /** Static extra claims added to every token (e.g. pipeline, repository). */
-    claims: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])).default({}),
+    claims: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]))
+      .default({}),
     /** Lifetime of a newly created secret; unset means secrets do not expire. */
     secret_ttl: duration().optional(),
   })
@@ -81,7 +97,7 @@ export const configSchema = z
         sqlite: z
           .object({
             /** Path of the SQLite database file (relative to the config file). */
-            path: z.string().default('gatehouse.db'),
+            path: filePath().default('gatehouse.db'),
           })
           .strict()
           .optional(),
@@ -93,7 +109,9 @@ export const configSchema = z
         /** Signing algorithm of new keys. */
         algorithm: algorithm.default('ES256'),
         /** Key-encryption key (32 random bytes, base64url) that seals private keys at rest; by reference. */
-        encryption_key: z.string().min(1, 'give the key-encryption key by reference, like ${file:/etc/gatehouse/kek}'),
+        encryption_key: z
+          .string()
+          .min(1, 'give the key-encryption key by reference, like ${file:/etc/gatehouse/kek}'),
       })
       .strict(),
     tokens: z
