@@ -192,11 +192,13 @@ export class AuditLog {
   #checkpoint(head: { seq: number; hash: string }): Promise<void> {
     const signer = this.#signCheckpoint;
     if (!signer) return Promise.resolve();
-    this.#sinceCheckpoint = 0; // now, not when the signature is done, or every write until then asks again
+    // Both taken now, not when the previous signature is done: the checkpoint says when the head was
+    // reached, and writes in between must not ask for another one.
+    this.#sinceCheckpoint = 0;
+    const payload: CheckpointPayload = { seq: head.seq, hash: head.hash, ts: this.#now() };
     this.#checkpointing = this.#checkpointing.then(async () => {
       if (head.seq <= this.#lastCheckpointSeq) return;
       try {
-        const payload: CheckpointPayload = { seq: head.seq, hash: head.hash, ts: this.#now() };
         const cp = await signedCheckpoint(payload, signer);
         await this.#store.insertCheckpoint(cp);
         this.#lastCheckpointSeq = head.seq;
