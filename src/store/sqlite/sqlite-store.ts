@@ -140,7 +140,15 @@ export class SqliteStore implements Store {
       // appendAudit raises it to FULL for its own commit because audit records must be durable.
       this.#db.pragma('synchronous = NORMAL');
     } catch (e) {
-      throw toStoreError('open', e);
+      const err = toStoreError('open', e);
+      throw err instanceof GatehouseError
+        ? err
+        : new GatehouseError(
+            'ERR_STORE_UNAVAILABLE',
+            `cannot open the SQLite store at ${this.#path}`,
+            { hint: 'check that the data directory can be created and written' },
+            { cause: e },
+          );
     }
     this.#feed = new ChangeFeed(
       {
@@ -396,12 +404,12 @@ export class SqliteStore implements Store {
 
   async oidcUpsert(model: string, id: string, payload: OidcPayload, expiresAt: number | null): Promise<void> {
     this.#run('oidcUpsert', () => {
+      // A re-save keeps consumed_at: saving a model again must not make a used code usable again.
       this.#stmt(
         `INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
          ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id,
-           uid = excluded.uid, user_code = excluded.user_code, expires_at = excluded.expires_at,
-           consumed_at = NULL`,
+           uid = excluded.uid, user_code = excluded.user_code, expires_at = excluded.expires_at`,
       ).run(
         model,
         id,
