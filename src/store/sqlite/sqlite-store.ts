@@ -46,6 +46,12 @@ const MAX_CHANGE_ROWS = 10_000;
 /** Pruning the change table runs at most this often. */
 const CHANGE_PRUNE_EVERY_MS = 30_000;
 
+/**
+ * Feeds of every open store in this process, by file: a publish tells them all at once instead of
+ * leaving instances in the same process to their next poll.
+ */
+const feedsByPath = new Map<string, Set<ChangeFeed>>();
+
 type Row = Record<string, unknown>;
 
 interface KeyRow {
@@ -158,6 +164,11 @@ export class SqliteStore implements Store {
       },
       options.pollIntervalMs ?? 200,
     );
+    if (!memory) {
+      const feeds = feedsByPath.get(this.#path) ?? new Set<ChangeFeed>();
+      feeds.add(this.#feed);
+      feedsByPath.set(this.#path, feeds);
+    }
   }
 
   /** The resolved file path (or `:memory:`). */
@@ -220,6 +231,9 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#feed.close();
+    const feeds = feedsByPath.get(this.#path);
+    feeds?.delete(this.#feed);
+    if (feeds?.size === 0) feedsByPath.delete(this.#path);
     this.#statements.clear();
     try {
       this.#db.close();
@@ -739,7 +753,7 @@ export class SqliteStore implements Store {
       }
     });
     // Watchers in this process hear of it now; other processes find it on their next poll.
-    this.#feed.deliver();
+    for (const feed of feedsByPath.get(this.#path) ?? [this.#feed]) feed.deliver();
   }
 
   async readChanges(afterSeq: number): Promise<Change[]> {
@@ -747,8 +761,7 @@ export class SqliteStore implements Store {
   }
 
   watchChanges(onChange: (c: Change) => void): () => void {
-    if (this.#closed) throw closedError('watchChanges');
-    return this.#feed.watch(onChange);
+    return this.#run('watchChanges', () => this.#feed.watch(onChange));
   }
 
   #readChanges(afterSeq: number): Change[] {

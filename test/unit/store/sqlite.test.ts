@@ -176,6 +176,21 @@ describe('SqliteStore specifics', () => {
     await store.close();
   });
 
+  test('instances in the same process on the same file hear a publish at once, not at the next poll', async () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path, pollIntervalMs: 60_000 });
+    const b = new SqliteStore({ path, pollIntervalMs: 60_000 });
+    await a.init();
+    await b.init();
+    const got: string[] = [];
+    const stop = b.watchChanges((c) => got.push(c.ref ?? ''));
+    await a.publishChange('keys', 'k1');
+    assert.deepEqual(got, ['k1']);
+    stop();
+    await a.close();
+    await b.close();
+  });
+
   test('two processes initialising a fresh file together both succeed and apply each migration once', async () => {
     const path = freshPath();
     await Promise.all([runChild('init', path), runChild('init', path), runChild('init', path)]);
