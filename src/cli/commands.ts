@@ -1,7 +1,13 @@
 // The list of subcommands, in the order `gatehouse --help` shows them. Each file exports `register`.
 import type { Command } from 'commander';
+import { register as serve } from './serve.js';
+import { register as dev } from './dev.js';
+import { register as token } from './token.js';
+import { register as clients } from './clients.js';
 import { register as configCheck } from './config-check.js';
+import { register as audit } from './audit.js';
+import { register as revoke } from './revoke.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [configCheck];
+export const commands: RegisterCommand[] = [serve, dev, token, clients, configCheck, audit, revoke];

@@ -1,0 +1,17 @@
+// What the issuer's parts share: one object built by the composition root and handed to each grant.
+import type { GatehouseConfig } from '../config/schema.js';
+import type { Store } from '../store/store.js';
+import type { KeyRing } from '../keys/keyring.js';
+import type { AuditSink } from '../audit/sink.js';
+import type { ClientRegistry } from './clients.js';
+import type { TokenMinter } from './mint.js';
+
+export interface IssuerContext {
+  config: GatehouseConfig;
+  store: Store;
+  keys: KeyRing;
+  clients: ClientRegistry;
+  minter: TokenMinter;
+  audit: AuditSink;
+  now: () => number;
+}

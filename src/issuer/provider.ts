@@ -1,0 +1,100 @@
+// Builds oidc-provider instances, all from this one factory: they share the store adapter and the
+// cookie keys, so a new instance (after key rotation or reload) can replace the old one under traffic.
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { IssuerContext } from './context.js';
+import { createAdapterClass } from './adapter.js';
+import { providerMetadata } from './clients.js';
+import { checkSecret } from './client-secrets.js';
+import { oauthError } from './oauth-error.js';
+import { CLIENT_CREDENTIALS, clientCredentialsDupes, clientCredentialsHandler, clientCredentialsParams } from './grants/client-credentials.js';
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export async function createProvider(ic: IssuerContext, cookieKeys: string[]): Promise<Provider> {
+  const alg = ic.keys.active().alg;
+  const configuration: Configuration = {
+    adapter: createAdapterClass(ic.store, {
+      now: ic.now,
+      findClient: async (id) => {
+        const c = await ic.clients.get(id);
+        return c && c.source === 'store' ? (providerMetadata(c, alg) as never) : undefined;
+      },
+    }),
+    clients: ic.clients.configClients().map((c) => providerMetadata(c, alg)) as never,
+    clientDefaults: {
+      grant_types: [CLIENT_CREDENTIALS],
+      response_types: [],
+      id_token_signed_response_alg: alg,
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    jwks: ic.keys.providerJwks() as never,
+    cookies: { keys: cookieKeys },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+    },
+    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = `<!doctype html><meta charset="utf-8"><title>Gatehouse: ${escapeHtml(String(out.error))}</title><h1>${escapeHtml(String(out.error))}</h1><p>${escapeHtml(String(out.error_description ?? ''))}</p>`;
+    },
+    clockTolerance: Math.floor(ic.config.tokens.clock_skew / 1000),
+  };
+  const provider = new Provider(ic.config.issuer.url, configuration);
+  provider.proxy = true;
+
+  provider.registerGrantType(CLIENT_CREDENTIALS, clientCredentialsHandler(ic), clientCredentialsParams, clientCredentialsDupes);
+
+  // Client secrets are stored hashed, with expiry and rotation overlap, so Gatehouse checks them itself;
+  // each failure is told apart for the client (never echoing the secret) and audited.
+  const ClientClass = provider.Client as unknown as { prototype: Record<string, unknown> };
+  ClientClass.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
+    const secrets = await ic.store.listSecrets(this.clientId);
+    const result = checkSecret(String(actual ?? ''), secrets, ic.now());
+    if (result.ok) {
+      await ic.audit.append('client.authenticated', { client_id: this.clientId, secret_id: result.secret.id });
+      return true;
+    }
+    const reason =
+      result.reason === 'expired_secret'
+        ? `the client secret ${result.secret.id} of client "${this.clientId}" expired at ${new Date(result.secret.expiresAt ?? 0).toISOString()}; rotate it with: gatehouse clients rotate-secret ${this.clientId}`
+        : result.reason === 'no_secret'
+          ? `client "${this.clientId}" has no secret yet; create one with: gatehouse clients rotate-secret ${this.clientId}`
+          : `wrong client secret for client "${this.clientId}"`;
+    const { id } = await ic.audit.append('token.refused', {
+      client_id: this.clientId,
+      code: 'invalid_client',
+      reason: result.reason,
+      ...(result.reason === 'expired_secret' ? { secret_id: result.secret.id, expired_at: result.secret.expiresAt } : {}),
+    });
+    throw oauthError('invalid_client', `${reason} (audit id ${id})`);
+  };
+
+  // The library answers an unknown client with the same words as a wrong secret; say which it was.
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body as Record<string, unknown> | undefined;
+    const detail = (ctx.state as { gatehouseError?: { error_detail?: string } }).gatehouseError?.error_detail;
+    if (body && body.error === 'invalid_client' && body.error_description === 'client authentication failed') {
+      const clientId = ctx.oidc?.params?.client_id ?? ctx.oidc?.client?.clientId;
+      const what =
+        detail === 'client not found'
+          ? `unknown client "${String(clientId)}": no client with this id is configured`
+          : `client authentication failed: ${detail ?? 'no detail'}`;
+      const { id } = await ic.audit.append('token.refused', { client_id: clientId ?? null, code: 'invalid_client', reason: detail ?? 'unknown' });
+      body.error_description = `${what} (audit id ${id})`;
+    }
+  });
+  for (const event of ['grant.error', 'introspection.error', 'revocation.error'] as const) {
+    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, err: unknown) => {
+      (ctx.state as Record<string, unknown>).gatehouseError = err;
+    });
+  }
+
+  // Static client metadata is validated lazily by the library: look each one up now so a bad client
+  // fails the start, not the first request.
+  for (const c of ic.clients.configClients()) await provider.Client.find(c.id);
+  return provider;
+}

@@ -1,0 +1,195 @@
+// The composition root: opens the store, loads keys, starts the audit log and revocation set, builds
+// the issuer, and serves them all from one node:http server. Nothing else wires parts together.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { GatehouseConfig } from '../config/schema.js';
+import type { Store } from '../store/store.js';
+import { KeyRing } from '../keys/keyring.js';
+import { parseKek } from '../keys/seal.js';
+import { AuditLog, createCheckpointSigner } from '../audit/index.js';
+import { RevocationSet } from '../revocation/index.js';
+import { ClientRegistry } from '../issuer/clients.js';
+import { TokenMinter } from '../issuer/mint.js';
+import { Issuer } from '../issuer/issuer.js';
+import type { IssuerContext } from '../issuer/context.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { openStore } from './open-store.js';
+
+export interface StartOptions {
+  /** Use this store instead of opening the configured one (the caller closes it). */
+  store?: Store;
+  logger?: Logger;
+  /** Override the configured listen port (0: any free port). */
+  port?: number;
+  host?: string;
+  now?: () => number;
+  /** Make the issuer URL `http://HOST:PORT` of the bound address (the dev stack, tests on port 0). */
+  issuerFromAddress?: boolean;
+}
+
+export interface Gatehouse {
+  readonly config: GatehouseConfig;
+  readonly url: string;
+  readonly server: Server;
+  readonly store: Store;
+  readonly keys: KeyRing;
+  readonly issuer: Issuer;
+  readonly audit: AuditLog;
+  readonly revocations: RevocationSet;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export async function startGatehouse(inputConfig: GatehouseConfig, opts: StartOptions = {}): Promise<Gatehouse> {
+  const now = opts.now ?? Date.now;
+  // Listen first, so a port-0 server knows its own URL before the issuer is built; until the parts are
+  // up, requests get 503.
+  let ready: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
+    if (ready) ready(req, res);
+    else sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'starting' });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? inputConfig.server.port, opts.host ?? inputConfig.server.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const config: GatehouseConfig = opts.issuerFromAddress ? { ...inputConfig, issuer: { ...inputConfig.issuer, url } } : inputConfig;
+  const logger = opts.logger ?? createLogger({ level: config.log.level, format: config.log.format });
+  const store = opts.store ?? (await openStore(config));
+  const ownStore = !opts.store;
+  const cleanups: Array<() => Promise<void> | void> = [];
+  try {
+    const keys = new KeyRing(store, { keks: [parseKek(config.keys.encryption_key)], algorithm: config.keys.algorithm, now });
+    await keys.ensureActiveKey();
+
+    const audit = new AuditLog(store, {
+      signCheckpoint: (payload) => createCheckpointSigner(keys.active())(payload),
+      logger,
+      now,
+    });
+    cleanups.push(() => audit.close());
+    const revocations = new RevocationSet(store, { now, logger });
+    await revocations.start();
+    cleanups.push(() => revocations.stop());
+
+    const clients = new ClientRegistry(config.clients, store);
+    const ic: IssuerContext = {
+      config,
+      store,
+      keys,
+      clients,
+      minter: new TokenMinter(config.issuer.url, keys, audit, now),
+      audit,
+      now,
+    };
+    const cookieKeys = JSON.parse(
+      await store.initMeta('cookie_keys', JSON.stringify([randomBytes(32).toString('base64url')])),
+    ) as string[];
+    const issuer = new Issuer(ic, cookieKeys);
+    await issuer.rebuild();
+
+    // Keys change when another process rotates them: reload and rebuild the provider.
+    const unwatch = store.watchChanges((c) => {
+      if (c.topic !== 'keys') return;
+      keys
+        .load()
+        .then(() => issuer.refresh())
+        .catch((err: unknown) => logger.error({ err }, 'reloading signing keys failed'));
+    });
+    cleanups.push(unwatch);
+
+    const metrics = createMetrics();
+    ready = (req, res) => {
+      const started = process.hrtime.bigint();
+      const kind = route(req);
+      res.on('finish', () => {
+        const s = Number(process.hrtime.bigint() - started) / 1e9;
+        metrics.httpDuration.observe({ route: kind, method: req.method ?? '', status: String(res.statusCode) }, s);
+      });
+      handle(kind, req, res).catch((err: unknown) => {
+        logger.error({ err }, 'request failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: 'internal error' });
+        else res.destroy();
+      });
+    };
+
+    function route(req: IncomingMessage): string {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
+      return 'issuer';
+    }
+
+    async function handle(kind: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+      switch (kind) {
+        case 'healthz':
+          return sendJson(res, 200, { status: 'ok' });
+        case 'readyz': {
+          const problems: string[] = [];
+          try {
+            await store.ping();
+          } catch {
+            problems.push('store unreachable');
+          }
+          try {
+            keys.active();
+          } catch {
+            problems.push('no active signing key');
+          }
+          return sendJson(res, problems.length ? 503 : 200, { status: problems.length ? 'unavailable' : 'ready', problems });
+        }
+        case 'metrics': {
+          const text = await metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+          return;
+        }
+        default:
+          if (!issuer.owns((req.url ?? '/').split('?')[0] ?? '/')) return sendJson(res, 404, { error: 'not_found' });
+          return issuer.handle(req, res);
+      }
+    }
+
+    logger.info({ url, issuer: config.issuer.url, kid: keys.active().kid }, 'gatehouse listening');
+
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      url,
+      server,
+      store,
+      keys,
+      issuer,
+      audit,
+      revocations,
+      metrics,
+      logger,
+      close() {
+        closing ??= (async () => {
+          await new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          });
+          for (const c of cleanups.reverse()) await c();
+          if (ownStore) await store.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    server.close();
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    if (ownStore) await store.close();
+    throw e;
+  }
+}
