@@ -77,12 +77,14 @@ export const clientSchema = z
 
 export const configSchema = z
   .object({
+    /** Who Gatehouse is. */
     issuer: z
       .object({
         /** The public URL of Gatehouse: the `iss` of every token and the base of every URL it hands out. */
         url: httpUrl(),
       })
       .strict(),
+    /** Where the HTTP server listens. */
     server: z
       .object({
         /** Address to listen on. */
@@ -92,8 +94,10 @@ export const configSchema = z
       })
       .strict()
       .default({ host: '127.0.0.1', port: 8080 }),
+    /** Where clients, keys, sessions, revocations and the audit log are kept. */
     store: z
       .object({
+        /** The SQLite backend (the default). */
         sqlite: z
           .object({
             /** Path of the SQLite database file (relative to the config file). */
@@ -104,6 +108,7 @@ export const configSchema = z
       })
       .strict()
       .default({ sqlite: { path: 'gatehouse.db' } }),
+    /** Signing keys. */
     keys: z
       .object({
         /** Signing algorithm of new keys. */
@@ -114,6 +119,7 @@ export const configSchema = z
           .min(1, 'give the key-encryption key by reference, like ${file:/etc/gatehouse/kek}'),
       })
       .strict(),
+    /** Lifetimes and clock tolerance of tokens. */
     tokens: z
       .object({
         /** Lifetime of a token when the client does not ask for one. */
@@ -127,6 +133,7 @@ export const configSchema = z
       .default({ default_ttl: 600_000, max_ttl: 3_600_000, clock_skew: 60_000 }),
     /** Service accounts and other clients. Their secrets live hashed in the store (`gatehouse clients`). */
     clients: z.array(clientSchema).default([]),
+    /** Logging; values from `${env:…}`/`${file:…}` references are redacted. */
     log: z
       .object({
         /** pino log level. */
