@@ -142,9 +142,6 @@ function splitAndCheckHeader(token: string, algorithms: readonly string[]): Spli
   }
   const [headerB64, payloadB64, signatureB64] = parts as [string, string, string];
   if (headerB64 === '') throw refuse('ERR_TOKEN_MALFORMED', 'token header is empty', { field: 'header' });
-  if (signatureB64 === '') {
-    throw refuse('ERR_TOKEN_MALFORMED', 'token is unsigned', { field: 'signature', expected: 'a signature' });
-  }
   const parsed = parseJsonSegment(decodeSegment(headerB64, 'header'), 'header');
   decodeSegment(payloadB64, 'payload');
   decodeSegment(signatureB64, 'signature');
@@ -161,6 +158,10 @@ function splitAndCheckHeader(token: string, algorithms: readonly string[]): Spli
       expected: [...algorithms],
       actual: alg.slice(0, 32),
     });
+  }
+  // After the algorithm check, so `alg: none` with an empty signature is reported as what it is.
+  if (signatureB64 === '') {
+    throw refuse('ERR_TOKEN_MALFORMED', 'token is unsigned', { field: 'signature', expected: 'a signature' });
   }
   for (const name of FORBIDDEN_HEADERS) {
     if (Object.prototype.hasOwnProperty.call(parsed, name)) {
