@@ -76,6 +76,14 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object') {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
 /** A leaf: runs `check`, records the reason, reports the author's message when it fails. */
 function leaf(
   path: string,
@@ -85,6 +93,8 @@ function leaf(
   authorMessage: string | undefined,
   check: (ctx: EvalContext) => Check,
 ): Node {
+  // Reasons hand `expected` to callers on every evaluation; a frozen copy keeps the policy immutable.
+  expected = deepFreeze(structuredClone(expected));
   return {
     run(ctx) {
       const c = check(ctx);
