@@ -158,12 +158,14 @@ Example:
         });
         if (result.ok) {
           const head = result.head ? `head ${result.head.seq} ${result.head.hash}` : 'empty';
-          process.stdout.write(`ok: ${result.checked} records, ${result.checkpoints} checkpoints, ${head}\n`);
+          process.stdout.write(
+            `ok: ${plural(result.checked, 'record')}, ${plural(result.checkpoints, 'checkpoint')}, ${head}\n`,
+          );
           process.exitCode = EXIT.ok;
         } else {
           process.stdout.write(`broken: ${describeBreak(result)}\n`);
           process.stdout.write(
-            `(${result.checked} records before it verified, ${result.checkpoints} checkpoints)\n`,
+            `(${plural(result.checked, 'record')} before it verified, ${plural(result.checkpoints, 'checkpoint')})\n`,
           );
           process.exitCode = EXIT.no;
         }
@@ -289,6 +291,10 @@ export function parseWhen(text: string, option: string, now = Date.now()): Date 
     if (Number.isFinite(t)) return new Date(t);
   }
   throw usage(`${option} must be a date like 2026-01-31 or a duration ago like 90d, got ${text}`);
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 function usage(message: string): GatehouseError {
