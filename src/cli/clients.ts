@@ -12,7 +12,11 @@ import { withStore, withStoreOptions, type AdminContext } from './context.js';
 function durationOption(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const ms = parseDuration(text);
-  if (ms === undefined) throw new GatehouseError('ERR_USAGE', `${name} must be a duration like 90s, 10m, 24h or 7d, got "${text}"`);
+  if (ms === undefined)
+    throw new GatehouseError(
+      'ERR_USAGE',
+      `${name} must be a duration like 90s, 10m, 24h or 7d, got "${text}"`,
+    );
   return ms;
 }
 
@@ -36,7 +40,10 @@ export function register(program: Command): void {
       .command('list')
       .description('list clients with their secrets and when they expire')
       .option('--json', 'print JSON')
-      .addHelpText('after', '\nExamples:\n  gatehouse clients list --config gatehouse.yaml\n  gatehouse clients list --data-dir .gatehouse --json'),
+      .addHelpText(
+        'after',
+        '\nExamples:\n  gatehouse clients list --config gatehouse.yaml\n  gatehouse clients list --data-dir .gatehouse --json',
+      ),
   ).action(async (opts: { config?: string; dataDir?: string; json?: boolean }) => {
     await withStore(opts, async (ctx) => {
       const now = Date.now();
@@ -50,7 +57,12 @@ export function register(program: Command): void {
         roles: c.roles,
         secrets: secrets
           .filter((s) => s.clientId === c.id)
-          .map((s) => ({ id: s.id, created_at: new Date(s.createdAt).toISOString(), expires_at: s.expiresAt === null ? null : new Date(s.expiresAt).toISOString(), expired: s.expiresAt !== null && s.expiresAt <= now })),
+          .map((s) => ({
+            id: s.id,
+            created_at: new Date(s.createdAt).toISOString(),
+            expires_at: s.expiresAt === null ? null : new Date(s.expiresAt).toISOString(),
+            expired: s.expiresAt !== null && s.expiresAt <= now,
+          })),
       }));
       if (opts.json) {
         process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
@@ -58,10 +70,16 @@ export function register(program: Command): void {
       }
       if (rows.length === 0) process.stdout.write('no clients\n');
       for (const c of list) {
-        process.stdout.write(`${c.id}  (${c.source})  audiences: ${c.allowed_audiences.join(', ')}  roles: ${c.roles.join(', ') || '-'}\n`);
+        process.stdout.write(
+          `${c.id}  (${c.source})  audiences: ${c.allowed_audiences.join(', ')}  roles: ${c.roles.join(', ') || '-'}\n`,
+        );
         const own = secrets.filter((s) => s.clientId === c.id);
-        if (own.length === 0) process.stdout.write(`  no secret: create one with gatehouse clients rotate-secret ${c.id}\n`);
-        for (const s of own) process.stdout.write(`  secret ${s.id}  created ${new Date(s.createdAt).toISOString()}  expires ${when(s.expiresAt, now)}\n`);
+        if (own.length === 0)
+          process.stdout.write(`  no secret: create one with gatehouse clients rotate-secret ${c.id}\n`);
+        for (const s of own)
+          process.stdout.write(
+            `  secret ${s.id}  created ${new Date(s.createdAt).toISOString()}  expires ${when(s.expiresAt, now)}\n`,
+          );
       }
     });
   });
@@ -70,75 +88,131 @@ export function register(program: Command): void {
     clients
       .command('create <id>')
       .description('create a service account in the store and print its first secret (shown once)')
-      .requiredOption('-a, --audience <pattern>', 'an audience it may ask for (glob; repeatable)', (v: string, p: string[]) => [...p, v], [] as string[])
-      .option('-r, --role <role>', 'a role in its tokens (repeatable)', (v: string, p: string[]) => [...p, v], [] as string[])
-      .option('--max-ttl <duration>', 'ceiling on its tokens\' lifetime')
+      .requiredOption(
+        '-a, --audience <pattern>',
+        'an audience it may ask for (glob; repeatable)',
+        (v: string, p: string[]) => [...p, v],
+        [] as string[],
+      )
+      .option(
+        '-r, --role <role>',
+        'a role in its tokens (repeatable)',
+        (v: string, p: string[]) => [...p, v],
+        [] as string[],
+      )
+      .option('--max-ttl <duration>', "ceiling on its tokens' lifetime")
       .option('--secret-ttl <duration>', 'lifetime of its secrets (default: no expiry)')
       .option('--name <name>', 'a human name'),
   )
-    .addHelpText('after', '\nExamples:\n  gatehouse clients create deploy-prod --audience sts.amazonaws.com --role deployer --secret-ttl 90d --data-dir .gatehouse')
-    .action(async (id: string, opts: { config?: string; dataDir?: string; audience: string[]; role: string[]; maxTtl?: string; secretTtl?: string; name?: string }) => {
-      const metadata: Record<string, unknown> = {
-        id,
-        name: opts.name,
-        allowed_audiences: opts.audience,
-        roles: opts.role,
-        max_ttl: opts.maxTtl,
-        secret_ttl: opts.secretTtl,
-      };
-      for (const k of Object.keys(metadata)) if (metadata[k] === undefined) delete metadata[k];
-      const parsed = clientSchema.safeParse(metadata);
-      if (!parsed.success) {
-        const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'client'}: ${i.message}`).join('; ');
-        throw new GatehouseError('ERR_USAGE', `invalid client: ${why}`);
-      }
-      await withStore(opts, async (ctx) => {
-        if (await (await registry(ctx)).get(id)) {
-          throw new GatehouseError('ERR_USAGE', `client "${id}" already exists`, { hint: `rotate its secret with: gatehouse clients rotate-secret ${id}` });
+    .addHelpText(
+      'after',
+      '\nExamples:\n  gatehouse clients create deploy-prod --audience sts.amazonaws.com --role deployer --secret-ttl 90d --data-dir .gatehouse',
+    )
+    .action(
+      async (
+        id: string,
+        opts: {
+          config?: string;
+          dataDir?: string;
+          audience: string[];
+          role: string[];
+          maxTtl?: string;
+          secretTtl?: string;
+          name?: string;
+        },
+      ) => {
+        const metadata: Record<string, unknown> = {
+          id,
+          name: opts.name,
+          allowed_audiences: opts.audience,
+          roles: opts.role,
+          max_ttl: opts.maxTtl,
+          secret_ttl: opts.secretTtl,
+        };
+        for (const k of Object.keys(metadata)) if (metadata[k] === undefined) delete metadata[k];
+        const parsed = clientSchema.safeParse(metadata);
+        if (!parsed.success) {
+          const why = parsed.error.issues
+            .map((i) => `${i.path.join('.') || 'client'}: ${i.message}`)
+            .join('; ');
+          throw new GatehouseError('ERR_USAGE', `invalid client: ${why}`);
         }
-        const now = Date.now();
-        await ctx.store.upsertClient({ id, metadata, createdAt: now });
-        await ctx.store.publishChange('clients', id);
-        const { secret, record } = await rotateSecret(ctx.store, id, { ttlMs: parsed.data.secret_ttl, overlapMs: 0, now });
-        const audit = new AuditLog(ctx.store);
-        await audit.append('client.created', { client_id: id, source: 'cli', allowed_audiences: opts.audience });
-        await audit.append('secret.rotated', { client_id: id, secret_id: record.id, expires_at: record.expiresAt });
-        await audit.close();
-        process.stdout.write(`created client ${id}; its secret (shown once):\n`);
-        process.stdout.write(`GATEHOUSE_CLIENT_ID=${id}\nGATEHOUSE_CLIENT_SECRET=${secret}\n`);
-      });
-    });
+        await withStore(opts, async (ctx) => {
+          if (await (await registry(ctx)).get(id)) {
+            throw new GatehouseError('ERR_USAGE', `client "${id}" already exists`, {
+              hint: `rotate its secret with: gatehouse clients rotate-secret ${id}`,
+            });
+          }
+          const now = Date.now();
+          await ctx.store.upsertClient({ id, metadata, createdAt: now });
+          await ctx.store.publishChange('clients', id);
+          const { secret, record } = await rotateSecret(ctx.store, id, {
+            ttlMs: parsed.data.secret_ttl,
+            overlapMs: 0,
+            now,
+          });
+          const audit = new AuditLog(ctx.store);
+          await audit.append('client.created', {
+            client_id: id,
+            source: 'cli',
+            allowed_audiences: opts.audience,
+          });
+          await audit.append('secret.rotated', {
+            client_id: id,
+            secret_id: record.id,
+            expires_at: record.expiresAt,
+          });
+          await audit.close();
+          process.stdout.write(`created client ${id}; its secret (shown once):\n`);
+          process.stdout.write(`GATEHOUSE_CLIENT_ID=${id}\nGATEHOUSE_CLIENT_SECRET=${secret}\n`);
+        });
+      },
+    );
 
   withStoreOptions(
     clients
       .command('rotate-secret <id>')
       .description('make a new secret (shown once); older secrets keep working until the overlap ends')
       .option('--overlap <duration>', 'how long older secrets keep working', '24h')
-      .option('--ttl <duration>', 'lifetime of the new secret (default: the client\'s secret_ttl, or none)'),
+      .option('--ttl <duration>', "lifetime of the new secret (default: the client's secret_ttl, or none)"),
   )
-    .addHelpText('after', '\nExamples:\n  gatehouse clients rotate-secret ci-deploy --config gatehouse.yaml\n  gatehouse clients rotate-secret ci-deploy --overlap 0s --data-dir .gatehouse   # old secret stops now')
-    .action(async (id: string, opts: { config?: string; dataDir?: string; overlap: string; ttl?: string }) => {
-      const overlapMs = durationOption('--overlap', opts.overlap === '0' ? '0s' : opts.overlap) ?? 0;
-      const ttlOpt = durationOption('--ttl', opts.ttl);
-      await withStore(opts, async (ctx) => {
-        const client = await (await registry(ctx)).get(id);
-        if (!client) {
-          throw new GatehouseError('ERR_USAGE', `unknown client "${id}"`, { hint: 'see the clients with: gatehouse clients list' });
-        }
-        const now = Date.now();
-        const result = await rotateSecret(ctx.store, id, { ttlMs: ttlOpt ?? client.secret_ttl, overlapMs, now });
-        const audit = new AuditLog(ctx.store);
-        await audit.append('secret.rotated', {
-          client_id: id,
-          secret_id: result.record.id,
-          expires_at: result.record.expiresAt,
-          overlap_ms: overlapMs,
-          previous: result.overlapping.map((s) => ({ secret_id: s.id, expires_at: s.expiresAt })),
+    .addHelpText(
+      'after',
+      '\nExamples:\n  gatehouse clients rotate-secret ci-deploy --config gatehouse.yaml\n  gatehouse clients rotate-secret ci-deploy --overlap 0s --data-dir .gatehouse   # old secret stops now',
+    )
+    .action(
+      async (id: string, opts: { config?: string; dataDir?: string; overlap: string; ttl?: string }) => {
+        const overlapMs = durationOption('--overlap', opts.overlap === '0' ? '0s' : opts.overlap) ?? 0;
+        const ttlOpt = durationOption('--ttl', opts.ttl);
+        await withStore(opts, async (ctx) => {
+          const client = await (await registry(ctx)).get(id);
+          if (!client) {
+            throw new GatehouseError('ERR_USAGE', `unknown client "${id}"`, {
+              hint: 'see the clients with: gatehouse clients list',
+            });
+          }
+          const now = Date.now();
+          const result = await rotateSecret(ctx.store, id, {
+            ttlMs: ttlOpt ?? client.secret_ttl,
+            overlapMs,
+            now,
+          });
+          const audit = new AuditLog(ctx.store);
+          await audit.append('secret.rotated', {
+            client_id: id,
+            secret_id: result.record.id,
+            expires_at: result.record.expiresAt,
+            overlap_ms: overlapMs,
+            previous: result.overlapping.map((s) => ({ secret_id: s.id, expires_at: s.expiresAt })),
+          });
+          await audit.close();
+          process.stdout.write(`new secret ${result.record.id} for ${id} (shown once):\n`);
+          process.stdout.write(`GATEHOUSE_CLIENT_ID=${id}\nGATEHOUSE_CLIENT_SECRET=${result.secret}\n`);
+          for (const s of result.overlapping)
+            process.stdout.write(
+              `older secret ${s.id} keeps working until ${new Date(s.expiresAt ?? now).toISOString()}\n`,
+            );
         });
-        await audit.close();
-        process.stdout.write(`new secret ${result.record.id} for ${id} (shown once):\n`);
-        process.stdout.write(`GATEHOUSE_CLIENT_ID=${id}\nGATEHOUSE_CLIENT_SECRET=${result.secret}\n`);
-        for (const s of result.overlapping) process.stdout.write(`older secret ${s.id} keeps working until ${new Date(s.expiresAt ?? now).toISOString()}\n`);
-      });
-    });
+      },
+    );
 }

@@ -27,7 +27,10 @@ export const DEFAULT_DATA_DIR = '.gatehouse';
 export function withStoreOptions(cmd: Command): Command {
   return cmd
     .option('-c, --config <file>', 'the gatehouse.yaml whose store to use')
-    .option('-d, --data-dir <dir>', `a data directory (as used by \`gatehouse dev\`; default ${DEFAULT_DATA_DIR})`);
+    .option(
+      '-d, --data-dir <dir>',
+      `a data directory (as used by \`gatehouse dev\`; default ${DEFAULT_DATA_DIR})`,
+    );
 }
 
 export async function openStoreFromOptions(opts: StoreOptions): Promise<AdminContext> {

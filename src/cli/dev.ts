@@ -9,7 +9,10 @@ export function register(program: Command): void {
     .description('run the dev stack: issuer, demo service account (embedded SQLite in a data directory)')
     .option('-p, --port <port>', 'port to listen on (0: any free port)', '8080')
     .option('-d, --data-dir <dir>', 'data directory (keys, store, dev secrets)', '.gatehouse')
-    .option('-c, --config <file>', 'a gatehouse.yaml whose entries (clients, …) are added to the dev defaults')
+    .option(
+      '-c, --config <file>',
+      'a gatehouse.yaml whose entries (clients, …) are added to the dev defaults',
+    )
     .addHelpText(
       'after',
       `

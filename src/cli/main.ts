@@ -7,7 +7,9 @@ import { commands } from './commands.js';
 
 export function buildProgram(): Command {
   const program = new Command('gatehouse')
-    .description('Identity is the only credential: OpenID Provider, workload federation and identity-aware proxy.')
+    .description(
+      'Identity is the only credential: OpenID Provider, workload federation and identity-aware proxy.',
+    )
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
@@ -22,7 +24,8 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return EXIT.ok;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0)
+        return EXIT.ok;
       return EXIT.usage;
     }
     if (e instanceof GatehouseError) {

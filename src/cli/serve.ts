@@ -19,7 +19,8 @@ Examples:
     )
     .action(async (opts: { config: string; logFormat?: string }) => {
       const loaded = await loadConfig(opts.config);
-      const format = opts.logFormat === 'pretty' || opts.logFormat === 'json' ? opts.logFormat : loaded.config.log.format;
+      const format =
+        opts.logFormat === 'pretty' || opts.logFormat === 'json' ? opts.logFormat : loaded.config.log.format;
       const logger = createLogger({ level: loaded.config.log.level, format, secrets: loaded.secrets });
       const { startGatehouse } = await import('../server/app.js');
       const gh = await startGatehouse(loaded.config, { logger });

@@ -23,9 +23,14 @@ async function fetchOrThrow(url: string, init?: RequestInit): Promise<Response> 
     return await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
   } catch (cause) {
     const why = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
-    throw new GatehouseError('ERR_SERVER_UNREACHABLE', `cannot reach ${new URL(url).origin} (${why})`, {
-      hint: 'is the server running? pass --server URL or set GATEHOUSE_SERVER',
-    }, { cause });
+    throw new GatehouseError(
+      'ERR_SERVER_UNREACHABLE',
+      `cannot reach ${new URL(url).origin} (${why})`,
+      {
+        hint: 'is the server running? pass --server URL or set GATEHOUSE_SERVER',
+      },
+      { cause },
+    );
   }
 }
 
@@ -33,7 +38,10 @@ export async function discover(server: string): Promise<Discovery> {
   const url = `${server}/.well-known/openid-configuration`;
   const res = await fetchOrThrow(url);
   if (!res.ok) {
-    throw new GatehouseError('ERR_SERVER_UNREACHABLE', `${url} answered ${res.status}; is ${server} a Gatehouse server?`);
+    throw new GatehouseError(
+      'ERR_SERVER_UNREACHABLE',
+      `${url} answered ${res.status}; is ${server} a Gatehouse server?`,
+    );
   }
   return (await res.json()) as Discovery;
 }
@@ -54,11 +62,15 @@ export async function postForm(
     if (v === undefined) continue;
     for (const item of Array.isArray(v) ? v : [v]) body.append(k, item);
   }
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'application/json',
+  };
   if (basic) {
     // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
     const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
-    headers.authorization = 'Basic ' + Buffer.from(`${enc(basic.id)}:${enc(basic.secret)}`).toString('base64');
+    headers.authorization =
+      'Basic ' + Buffer.from(`${enc(basic.id)}:${enc(basic.secret)}`).toString('base64');
   }
   const res = await fetchOrThrow(url, { method: 'POST', headers, body });
   const text = await res.text();
@@ -66,18 +78,28 @@ export async function postForm(
   try {
     json = JSON.parse(text) as Record<string, unknown>;
   } catch {
-    throw new GatehouseError('ERR_SERVER_UNREACHABLE', `${url} answered ${res.status} with a body that is not JSON`);
+    throw new GatehouseError(
+      'ERR_SERVER_UNREACHABLE',
+      `${url} answered ${res.status} with a body that is not JSON`,
+    );
   }
   if (!res.ok || typeof json.error === 'string') {
     const error = String(json.error ?? `http_${res.status}`);
     const code =
-      error === 'invalid_client' ? 'ERR_INVALID_CLIENT'
-      : error === 'invalid_target' ? 'ERR_INVALID_TARGET'
-      : error === 'invalid_grant' ? 'ERR_INVALID_GRANT'
-      : error === 'unauthorized_client' ? 'ERR_UNAUTHORIZED_CLIENT'
-      : res.status >= 500 ? 'ERR_SERVER_UNREACHABLE'
-      : 'ERR_INVALID_REQUEST';
-    throw new GatehouseError(code, `${error}: ${String(json.error_description ?? 'no description')}`, { oauthError: error });
+      error === 'invalid_client'
+        ? 'ERR_INVALID_CLIENT'
+        : error === 'invalid_target'
+          ? 'ERR_INVALID_TARGET'
+          : error === 'invalid_grant'
+            ? 'ERR_INVALID_GRANT'
+            : error === 'unauthorized_client'
+              ? 'ERR_UNAUTHORIZED_CLIENT'
+              : res.status >= 500
+                ? 'ERR_SERVER_UNREACHABLE'
+                : 'ERR_INVALID_REQUEST';
+    throw new GatehouseError(code, `${error}: ${String(json.error_description ?? 'no description')}`, {
+      oauthError: error,
+    });
   }
   return json;
 }

@@ -26,7 +26,12 @@ export function decodeToken(token: string): { header: unknown; payload: unknown 
   try {
     return { header: decodeProtectedHeader(token), payload: decodeJwt(token) };
   } catch (cause) {
-    throw new GatehouseError('ERR_TOKEN_MALFORMED', 'the server returned something that is not a JWT', {}, { cause });
+    throw new GatehouseError(
+      'ERR_TOKEN_MALFORMED',
+      'the server returned something that is not a JWT',
+      {},
+      { cause },
+    );
   }
 }
 
@@ -37,7 +42,10 @@ async function readTokenFile(path: string, what: string): Promise<string> {
     return t;
   } catch (e) {
     if (e instanceof GatehouseError) throw e;
-    throw new GatehouseError('ERR_USAGE', `cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new GatehouseError(
+      'ERR_USAGE',
+      `cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
   }
 }
 
@@ -45,13 +53,28 @@ export function register(program: Command): void {
   program
     .command('token')
     .description('print a short-lived token for an audience')
-    .requiredOption('-a, --audience <aud>', 'who will accept the token (repeatable; any string)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .requiredOption(
+      '-a, --audience <aud>',
+      'who will accept the token (repeatable; any string)',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option('-s, --server <url>', 'Gatehouse server (default $GATEHOUSE_SERVER or http://127.0.0.1:8080)')
-    .option('-t, --ttl <duration>', 'lifetime, like 5m or 1h (at most the client\'s ceiling)')
+    .option('-t, --ttl <duration>', "lifetime, like 5m or 1h (at most the client's ceiling)")
     .option('--decode', 'print the header and payload as JSON instead of the token')
-    .option('--subject-token-file <file>', 'exchange this token (RFC 8693) instead of using client credentials')
-    .option('--subject-token-type <type>', 'type of the subject token', 'urn:ietf:params:oauth:token-type:jwt')
-    .option('--actor-token-file <file>', 'with --subject-token-file: act on behalf of the subject (delegation)')
+    .option(
+      '--subject-token-file <file>',
+      'exchange this token (RFC 8693) instead of using client credentials',
+    )
+    .option(
+      '--subject-token-type <type>',
+      'type of the subject token',
+      'urn:ietf:params:oauth:token-type:jwt',
+    )
+    .option(
+      '--actor-token-file <file>',
+      'with --subject-token-file: act on behalf of the subject (delegation)',
+    )
     .addHelpText(
       'after',
       `
@@ -72,7 +95,10 @@ Examples:
       if (opts.ttl !== undefined) {
         const ms = parseDuration(opts.ttl);
         if (ms === undefined || ms < 1000) {
-          throw new GatehouseError('ERR_USAGE', `--ttl must be a duration like 90s, 10m or 1h, got "${opts.ttl}"`);
+          throw new GatehouseError(
+            'ERR_USAGE',
+            `--ttl must be a duration like 90s, 10m or 1h, got "${opts.ttl}"`,
+          );
         }
         ttlSeconds = String(Math.floor(ms / 1000));
       }
@@ -81,7 +107,9 @@ Examples:
       let body: Record<string, unknown>;
       if (opts.subjectTokenFile) {
         const subjectToken = await readTokenFile(opts.subjectTokenFile, 'subject token');
-        const actorToken = opts.actorTokenFile ? await readTokenFile(opts.actorTokenFile, 'actor token') : undefined;
+        const actorToken = opts.actorTokenFile
+          ? await readTokenFile(opts.actorTokenFile, 'actor token')
+          : undefined;
         const d = await discover(server);
         body = await postForm(d.token_endpoint, {
           grant_type: TOKEN_EXCHANGE,
@@ -97,9 +125,13 @@ Examples:
         const id = process.env.GATEHOUSE_CLIENT_ID;
         const secret = process.env.GATEHOUSE_CLIENT_SECRET;
         if (!id || !secret) {
-          throw new GatehouseError('ERR_USAGE', 'no credentials: set GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET, or pass --subject-token-file', {
-            hint: '`gatehouse dev` prints a demo service account\'s GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET',
-          });
+          throw new GatehouseError(
+            'ERR_USAGE',
+            'no credentials: set GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET, or pass --subject-token-file',
+            {
+              hint: "`gatehouse dev` prints a demo service account's GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET",
+            },
+          );
         }
         const d = await discover(server);
         body = await postForm(
@@ -109,7 +141,8 @@ Examples:
         );
       }
       const token = body.access_token;
-      if (typeof token !== 'string') throw new GatehouseError('ERR_INTERNAL', 'the server answered without an access_token');
+      if (typeof token !== 'string')
+        throw new GatehouseError('ERR_INTERNAL', 'the server answered without an access_token');
       if (opts.decode) process.stdout.write(JSON.stringify(decodeToken(token), null, 2) + '\n');
       else process.stdout.write(token + '\n');
     });

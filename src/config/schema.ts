@@ -105,8 +105,25 @@ export const configSchema = z
           })
           .strict()
           .optional(),
+        /** The PostgreSQL backend, shared by several replicas. */
+        postgres: z
+          .object({
+            /** Connection URL, by reference (`${env:DATABASE_URL}`): it may hold a password. */
+            url: z
+              .string()
+              .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL, like ${env:DATABASE_URL}'),
+            /** Connections in the pool of each replica. */
+            pool: z.number().int().min(1).max(1000).default(10),
+            /** How long cached keys and the revocation set keep serving while the database is away. */
+            grace: duration().default(30_000),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
+      .refine((s) => !(s.sqlite && s.postgres), {
+        message: 'set either store.sqlite or store.postgres, not both',
+      })
       .default({ sqlite: { path: 'gatehouse.db' } }),
     /** Signing keys. */
     keys: z

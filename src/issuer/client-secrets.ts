@@ -62,7 +62,9 @@ export async function rotateSecret(
     createdAt: opts.now,
     expiresAt: opts.ttlMs ? opts.now + opts.ttlMs : null,
   };
-  const previous = (await store.listSecrets(clientId)).filter((s) => s.expiresAt === null || s.expiresAt > opts.now);
+  const previous = (await store.listSecrets(clientId)).filter(
+    (s) => s.expiresAt === null || s.expiresAt > opts.now,
+  );
   await store.insertSecret(record);
   const overlapEnd = opts.now + opts.overlapMs;
   const overlapping: SecretRecord[] = [];

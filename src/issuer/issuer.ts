@@ -58,7 +58,8 @@ export class Issuer {
       return;
     }
     // Pin scheme and host to the public URL; the provider trusts these headers (proxy = true) and no one else's.
-    for (const h of Object.keys(req.headers)) if (h.startsWith('x-forwarded-') || h === 'forwarded') delete req.headers[h];
+    for (const h of Object.keys(req.headers))
+      if (h.startsWith('x-forwarded-') || h === 'forwarded') delete req.headers[h];
     req.headers.host = this.#public.host;
     req.headers['x-forwarded-host'] = this.#public.host;
     req.headers['x-forwarded-proto'] = this.#public.protocol.slice(0, -1);

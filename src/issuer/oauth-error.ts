@@ -11,7 +11,11 @@ export type OAuthErrorCode =
   | 'unauthorized_client'
   | 'unsupported_grant_type';
 
-export function oauthError(error: OAuthErrorCode, description: string, status = error === 'invalid_client' ? 401 : 400) {
+export function oauthError(
+  error: OAuthErrorCode,
+  description: string,
+  status = error === 'invalid_client' ? 401 : 400,
+) {
   const e = new errors.CustomOIDCProviderError(error, description);
   e.status = status;
   (e as unknown as { statusCode: number }).statusCode = status;

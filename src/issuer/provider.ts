@@ -6,10 +6,27 @@ import { createAdapterClass } from './adapter.js';
 import { providerMetadata } from './clients.js';
 import { checkSecret } from './client-secrets.js';
 import { oauthError } from './oauth-error.js';
-import { CLIENT_CREDENTIALS, clientCredentialsDupes, clientCredentialsHandler, clientCredentialsParams } from './grants/client-credentials.js';
+import {
+  CLIENT_CREDENTIALS,
+  clientCredentialsDupes,
+  clientCredentialsHandler,
+  clientCredentialsParams,
+} from './grants/client-credentials.js';
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The client id of an HTTP Basic header (form-url-decoded, RFC 6749 §2.3.1), or undefined. */
+function basicClientId(header: string | undefined): string | undefined {
+  if (!header?.toLowerCase().startsWith('basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const id = decoded.split(':')[0];
+  try {
+    return id ? decodeURIComponent(id.replace(/\+/g, ' ')).slice(0, 128) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function createProvider(ic: IssuerContext, cookieKeys: string[]): Promise<Provider> {
@@ -45,16 +62,27 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
   const provider = new Provider(ic.config.issuer.url, configuration);
   provider.proxy = true;
 
-  provider.registerGrantType(CLIENT_CREDENTIALS, clientCredentialsHandler(ic), clientCredentialsParams, clientCredentialsDupes);
+  provider.registerGrantType(
+    CLIENT_CREDENTIALS,
+    clientCredentialsHandler(ic),
+    clientCredentialsParams,
+    clientCredentialsDupes,
+  );
 
   // Client secrets are stored hashed, with expiry and rotation overlap, so Gatehouse checks them itself;
   // each failure is told apart for the client (never echoing the secret) and audited.
   const ClientClass = provider.Client as unknown as { prototype: Record<string, unknown> };
-  ClientClass.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
+  ClientClass.prototype.compareClientSecret = async function compareClientSecret(
+    this: { clientId: string },
+    actual: string,
+  ) {
     const secrets = await ic.store.listSecrets(this.clientId);
     const result = checkSecret(String(actual ?? ''), secrets, ic.now());
     if (result.ok) {
-      await ic.audit.append('client.authenticated', { client_id: this.clientId, secret_id: result.secret.id });
+      await ic.audit.append('client.authenticated', {
+        client_id: this.clientId,
+        secret_id: result.secret.id,
+      });
       return true;
     }
     const reason =
@@ -67,7 +95,9 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
       client_id: this.clientId,
       code: 'invalid_client',
       reason: result.reason,
-      ...(result.reason === 'expired_secret' ? { secret_id: result.secret.id, expired_at: result.secret.expiresAt } : {}),
+      ...(result.reason === 'expired_secret'
+        ? { secret_id: result.secret.id, expired_at: result.secret.expiresAt }
+        : {}),
     });
     throw oauthError('invalid_client', `${reason} (audit id ${id})`);
   };
@@ -77,13 +107,22 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     await next();
     const body = ctx.body as Record<string, unknown> | undefined;
     const detail = (ctx.state as { gatehouseError?: { error_detail?: string } }).gatehouseError?.error_detail;
-    if (body && body.error === 'invalid_client' && body.error_description === 'client authentication failed') {
-      const clientId = ctx.oidc?.params?.client_id ?? ctx.oidc?.client?.clientId;
+    if (
+      body &&
+      body.error === 'invalid_client' &&
+      body.error_description === 'client authentication failed'
+    ) {
+      const clientId =
+        ctx.oidc?.client?.clientId ?? ctx.oidc?.params?.client_id ?? basicClientId(ctx.headers.authorization);
       const what =
         detail === 'client not found'
           ? `unknown client "${String(clientId)}": no client with this id is configured`
           : `client authentication failed: ${detail ?? 'no detail'}`;
-      const { id } = await ic.audit.append('token.refused', { client_id: clientId ?? null, code: 'invalid_client', reason: detail ?? 'unknown' });
+      const { id } = await ic.audit.append('token.refused', {
+        client_id: clientId ?? null,
+        code: 'invalid_client',
+        reason: detail ?? 'unknown',
+      });
       body.error_description = `${what} (audit id ${id})`;
     }
   });

@@ -39,11 +39,15 @@ export async function createKeyRecord(
   state: KeyRecord['state'],
   now: number,
 ): Promise<{ record: KeyRecord; privateJwk: JWK }> {
-  const { privateKey } = await generateKeyPair(alg, alg === 'EdDSA' ? { extractable: true, crv: 'Ed25519' } : { extractable: true, modulusLength: 2048 });
+  const { privateKey } = await generateKeyPair(
+    alg,
+    alg === 'EdDSA' ? { extractable: true, crv: 'Ed25519' } : { extractable: true, modulusLength: 2048 },
+  );
   const full = await exportJWK(privateKey);
   const kid = await calculateJwkThumbprint(full, 'sha256');
   const publicJwk: Record<string, unknown> = { kid, alg, use: 'sig' };
-  for (const f of PUBLIC_FIELDS[full.kty as string] ?? []) publicJwk[f] = (full as Record<string, unknown>)[f];
+  for (const f of PUBLIC_FIELDS[full.kty as string] ?? [])
+    publicJwk[f] = (full as Record<string, unknown>)[f];
   const privateJwk: JWK = { ...full, kid, alg, use: 'sig' };
   const record: KeyRecord = {
     kid,
@@ -128,7 +132,8 @@ export class KeyRing {
   /** The key that signs now. */
   active(alg?: SigningAlg): LoadedKey {
     const key = this.#keys.find((k) => k.state === 'active' && (alg === undefined || k.alg === alg));
-    if (!key) throw new GatehouseError('ERR_KEY_NOT_FOUND', `no active ${alg ?? ''} signing key`.replace('  ', ' '));
+    if (!key)
+      throw new GatehouseError('ERR_KEY_NOT_FOUND', `no active ${alg ?? ''} signing key`.replace('  ', ' '));
     return key;
   }
 

@@ -16,12 +16,17 @@ export function parseKek(text: string): Kek {
   const t = text.trim();
   let key: Buffer | undefined;
   if (/^[0-9a-fA-F]{64}$/.test(t)) key = Buffer.from(t, 'hex');
-  else if (/^[A-Za-z0-9_\-+/]{43}=?$/.test(t)) key = Buffer.from(t.replace(/\+/g, '-').replace(/\//g, '_'), 'base64url');
+  else if (/^[A-Za-z0-9_\-+/]{43}=?$/.test(t))
+    key = Buffer.from(t.replace(/\+/g, '-').replace(/\//g, '_'), 'base64url');
   if (!key || key.length !== 32) {
-    throw new GatehouseError('ERR_CONFIG_INVALID', 'keys.encryption_key must be 32 random bytes in base64url', {
-      field: 'keys.encryption_key',
-      hint: 'create one with: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64url\'))"',
-    });
+    throw new GatehouseError(
+      'ERR_CONFIG_INVALID',
+      'keys.encryption_key must be 32 random bytes in base64url',
+      {
+        field: 'keys.encryption_key',
+        hint: "create one with: node -e \"console.log(require('crypto').randomBytes(32).toString('base64url'))\"",
+      },
+    );
   }
   return { id: createHash('sha256').update(key).digest('base64url').slice(0, 8), key };
 }
@@ -36,7 +41,13 @@ export function seal(kek: Kek, plaintext: string, aad: string): string {
   cipher.setAAD(Buffer.from(aad));
   const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   const tag = cipher.getAuthTag();
-  return [VERSION, kek.id, iv.toString('base64url'), ct.toString('base64url'), tag.toString('base64url')].join('.');
+  return [
+    VERSION,
+    kek.id,
+    iv.toString('base64url'),
+    ct.toString('base64url'),
+    tag.toString('base64url'),
+  ].join('.');
 }
 
 export function sealedKekId(sealed: string): string | undefined {
@@ -52,9 +63,13 @@ export function unseal(keks: Kek[], sealed: string, aad: string): string {
     throw new GatehouseError('ERR_KEY_UNSEAL_FAILED', 'a sealed key is not in a format this version reads');
   }
   if (!kek) {
-    throw new GatehouseError('ERR_KEY_UNSEAL_FAILED', `a key is sealed with key-encryption key ${kekId}, which is not configured`, {
-      hint: 'configure the key-encryption key the store was sealed with (keys.encryption_key), or rewrap with `gatehouse keys rewrap`',
-    });
+    throw new GatehouseError(
+      'ERR_KEY_UNSEAL_FAILED',
+      `a key is sealed with key-encryption key ${kekId}, which is not configured`,
+      {
+        hint: 'configure the key-encryption key the store was sealed with (keys.encryption_key), or rewrap with `gatehouse keys rewrap`',
+      },
+    );
   }
   try {
     const decipher = createDecipheriv('aes-256-gcm', kek.key, Buffer.from(iv, 'base64url'));
@@ -62,6 +77,11 @@ export function unseal(keks: Kek[], sealed: string, aad: string): string {
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
   } catch (cause) {
-    throw new GatehouseError('ERR_KEY_UNSEAL_FAILED', `a key sealed with key-encryption key ${kekId} did not open: the sealed value was altered`, {}, { cause });
+    throw new GatehouseError(
+      'ERR_KEY_UNSEAL_FAILED',
+      `a key sealed with key-encryption key ${kekId} did not open: the sealed value was altered`,
+      {},
+      { cause },
+    );
   }
 }

@@ -20,7 +20,14 @@ const REDACT = [
   'req.headers.cookie',
 ];
 
-const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 
 function scrubber(secrets: Iterable<string>): (line: string) => string {
   const list = [...secrets].filter((s) => s.length >= 6);
@@ -62,5 +69,8 @@ export function createLogger(opts: {
       cb();
     },
   });
-  return pino({ level: opts.level ?? 'info', redact: { paths: REDACT, censor: '[redacted]' }, base: undefined }, stream);
+  return pino(
+    { level: opts.level ?? 'info', redact: { paths: REDACT, censor: '[redacted]' }, base: undefined },
+    stream,
+  );
 }

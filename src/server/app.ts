@@ -45,11 +45,18 @@ export interface Gatehouse {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
-export async function startGatehouse(inputConfig: GatehouseConfig, opts: StartOptions = {}): Promise<Gatehouse> {
+export async function startGatehouse(
+  inputConfig: GatehouseConfig,
+  opts: StartOptions = {},
+): Promise<Gatehouse> {
   const now = opts.now ?? Date.now;
   // Listen first, so a port-0 server knows its own URL before the issuer is built; until the parts are
   // up, requests get 503.
@@ -60,17 +67,25 @@ export async function startGatehouse(inputConfig: GatehouseConfig, opts: StartOp
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? inputConfig.server.port, opts.host ?? inputConfig.server.host, () => resolve());
+    server.listen(opts.port ?? inputConfig.server.port, opts.host ?? inputConfig.server.host, () =>
+      resolve(),
+    );
   });
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  const config: GatehouseConfig = opts.issuerFromAddress ? { ...inputConfig, issuer: { ...inputConfig.issuer, url } } : inputConfig;
+  const config: GatehouseConfig = opts.issuerFromAddress
+    ? { ...inputConfig, issuer: { ...inputConfig.issuer, url } }
+    : inputConfig;
   const logger = opts.logger ?? createLogger({ level: config.log.level, format: config.log.format });
   const store = opts.store ?? (await openStore(config));
   const ownStore = !opts.store;
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
-    const keys = new KeyRing(store, { keks: [parseKek(config.keys.encryption_key)], algorithm: config.keys.algorithm, now });
+    const keys = new KeyRing(store, {
+      keks: [parseKek(config.keys.encryption_key)],
+      algorithm: config.keys.algorithm,
+      now,
+    });
     await keys.ensureActiveKey();
 
     const audit = new AuditLog(store, {
@@ -115,11 +130,15 @@ export async function startGatehouse(inputConfig: GatehouseConfig, opts: StartOp
       const kind = route(req);
       res.on('finish', () => {
         const s = Number(process.hrtime.bigint() - started) / 1e9;
-        metrics.httpDuration.observe({ route: kind, method: req.method ?? '', status: String(res.statusCode) }, s);
+        metrics.httpDuration.observe(
+          { route: kind, method: req.method ?? '', status: String(res.statusCode) },
+          s,
+        );
       });
       handle(kind, req, res).catch((err: unknown) => {
         logger.error({ err }, 'request failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: 'internal error' });
+        if (!res.headersSent)
+          sendJson(res, 500, { error: 'server_error', error_description: 'internal error' });
         else res.destroy();
       });
     };
@@ -146,7 +165,10 @@ export async function startGatehouse(inputConfig: GatehouseConfig, opts: StartOp
           } catch {
             problems.push('no active signing key');
           }
-          return sendJson(res, problems.length ? 503 : 200, { status: problems.length ? 'unavailable' : 'ready', problems });
+          return sendJson(res, problems.length ? 503 : 200, {
+            status: problems.length ? 'unavailable' : 'ready',
+            problems,
+          });
         }
         case 'metrics': {
           const text = await metrics.registry.metrics();
@@ -155,7 +177,8 @@ export async function startGatehouse(inputConfig: GatehouseConfig, opts: StartOp
           return;
         }
         default:
-          if (!issuer.owns((req.url ?? '/').split('?')[0] ?? '/')) return sendJson(res, 404, { error: 'not_found' });
+          if (!issuer.owns((req.url ?? '/').split('?')[0] ?? '/'))
+            return sendJson(res, 404, { error: 'not_found' });
           return issuer.handle(req, res);
       }
     }

@@ -45,7 +45,9 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const kekPath = join(dataDir, 'kek');
   const kek = readOrCreate(kekPath, generateKekText, () =>
-    warn(`WARNING: dev mode generated a key-encryption key in ${kekPath}; never use a dev data directory in production`),
+    warn(
+      `WARNING: dev mode generated a key-encryption key in ${kekPath}; never use a dev data directory in production`,
+    ),
   );
   const port = opts.port ?? 8080;
   const base: Record<string, unknown> = {
@@ -60,7 +62,11 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     : parseConfigText('', { file: '(dev defaults)', baseDir: dataDir, base });
   const logger =
     opts.logger ??
-    createLogger({ level: loaded.config.log.level, format: loaded.config.log.format, secrets: [...loaded.secrets, kek] });
+    createLogger({
+      level: loaded.config.log.level,
+      format: loaded.config.log.format,
+      secrets: [...loaded.secrets, kek],
+    });
   const gatehouse = await startGatehouse(loaded.config, { logger, issuerFromAddress: true });
   try {
     // The demo service account lives in the store, so admin commands on the data dir see it too.
@@ -83,12 +89,17 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     }
     const secretPath = join(dataDir, 'demo-client-secret');
     let secret = existsSync(secretPath) ? readFileSync(secretPath, 'utf8').trim() : '';
-    const live = (await store.listSecrets(DEMO_CLIENT_ID)).some((s) => s.expiresAt === null || s.expiresAt > now);
+    const live = (await store.listSecrets(DEMO_CLIENT_ID)).some(
+      (s) => s.expiresAt === null || s.expiresAt > now,
+    );
     if (!secret || !live) {
       secret = (await rotateSecret(store, DEMO_CLIENT_ID, { overlapMs: 0, now })).secret;
       writeFileSync(secretPath, secret + '\n', { mode: 0o600 });
       chmodSync(secretPath, 0o600);
-      await gatehouse.audit.append('secret.rotated', { client_id: DEMO_CLIENT_ID, reason: 'dev stack demo account' });
+      await gatehouse.audit.append('secret.rotated', {
+        client_id: DEMO_CLIENT_ID,
+        reason: 'dev stack demo account',
+      });
     }
     warn(`WARNING: dev mode keeps the demo account's secret in ${secretPath}`);
     const lines = [
@@ -97,7 +108,13 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       `GATEHOUSE_CLIENT_SECRET=${secret}`,
       `ready issuer=${gatehouse.config.issuer.url} discovery=${gatehouse.config.issuer.url}/.well-known/openid-configuration data_dir=${dataDir}`,
     ];
-    return { gatehouse, clientId: DEMO_CLIENT_ID, clientSecret: secret, lines, close: () => gatehouse.close() };
+    return {
+      gatehouse,
+      clientId: DEMO_CLIENT_ID,
+      clientSecret: secret,
+      lines,
+      close: () => gatehouse.close(),
+    };
   } catch (e) {
     await gatehouse.close();
     throw e;

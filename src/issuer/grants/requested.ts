@@ -23,8 +23,16 @@ export function requestedAudiences(params: Record<string, unknown>): string[] {
   const all = [...asList(params.audience), ...asList(params.resource)];
   const seen = new Set<string>();
   for (const a of all) {
-    if (a === '') throw new RequestProblem('invalid_request', 'audience is empty', 'audience', 'a non-empty string', '');
-    if (a.length > 1024) throw new RequestProblem('invalid_request', 'audience is longer than 1024 characters', 'audience', '≤ 1024 characters', `${a.length} characters`);
+    if (a === '')
+      throw new RequestProblem('invalid_request', 'audience is empty', 'audience', 'a non-empty string', '');
+    if (a.length > 1024)
+      throw new RequestProblem(
+        'invalid_request',
+        'audience is longer than 1024 characters',
+        'audience',
+        '≤ 1024 characters',
+        `${a.length} characters`,
+      );
     seen.add(a);
   }
   if (seen.size === 0) {
@@ -40,12 +48,23 @@ export function requestedAudiences(params: Record<string, unknown>): string[] {
 }
 
 /** The lifetime to issue: the asked one (seconds) within the ceiling, else the default. */
-export function requestedTtlMs(params: Record<string, unknown>, defaultMs: number, ceilingMs: number, who: string): number {
+export function requestedTtlMs(
+  params: Record<string, unknown>,
+  defaultMs: number,
+  ceilingMs: number,
+  who: string,
+): number {
   const raw = params.expires_in;
   if (raw === undefined || raw === '') return Math.min(defaultMs, ceilingMs);
   const s = String(raw);
   if (!/^[1-9]\d{0,9}$/.test(s)) {
-    throw new RequestProblem('invalid_request', `expires_in must be a whole number of seconds, got "${s.slice(0, 32)}"`, 'expires_in', 'seconds', s.slice(0, 32));
+    throw new RequestProblem(
+      'invalid_request',
+      `expires_in must be a whole number of seconds, got "${s.slice(0, 32)}"`,
+      'expires_in',
+      'seconds',
+      s.slice(0, 32),
+    );
   }
   const ms = Number(s) * 1000;
   if (ms > ceilingMs) {
