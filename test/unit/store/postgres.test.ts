@@ -189,6 +189,53 @@ if ('skip' in probe) {
       });
     });
 
+    test('when the database refuses connections for a while, the feed catches up and LISTEN comes back', async () => {
+      const { url, drop } = await fresh();
+      const name = new URL(url).pathname.slice(1);
+      await withDatabase(url, drop, async (open) => {
+        const a = open();
+        const b = open({ pollIntervalMs: 300 });
+        await Promise.all([a.init(), b.init()]);
+        const got: string[] = [];
+        const stop = b.watchChanges((c) => got.push(c.ref ?? ''));
+        // Another database: this one is about to refuse every new connection, superusers' included.
+        const admin = new URL(url);
+        admin.pathname = '/postgres';
+        const raw = postgres(admin.toString(), { max: 1, onnotice: () => {} });
+        const listeners = async (): Promise<number[]> =>
+          (
+            await raw<{ pid: number }[]>`SELECT pid FROM pg_stat_activity
+              WHERE datname = ${name} AND query ILIKE 'listen%'`
+          ).map((r) => r.pid);
+        try {
+          await a.publishChange('keys', 'before');
+          await waitFor(() => got.length === 1, 1_000, 'the first change');
+          const [old] = await listeners();
+          await raw.unsafe(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS false`);
+          try {
+            // The driver's reconnect fails, and with it its own re-LISTEN.
+            await raw`SELECT pg_terminate_backend(${old!}::int)`;
+            await new Promise((r) => setTimeout(r, 700));
+            await a.publishChange('revocations', 'during');
+          } finally {
+            await raw.unsafe(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`);
+          }
+          await waitFor(() => got.includes('during'), 3_000, 'the change made during the outage');
+          const deadline = Date.now() + 4_000;
+          while ((await listeners()).length === 0) {
+            assert.ok(Date.now() < deadline, 'B listens again after the outage');
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          await a.publishChange('revocations', 'after');
+          await waitFor(() => got.includes('after'), 1_000, 'a change after the outage');
+          assert.deepEqual(got, ['before', 'during', 'after']);
+        } finally {
+          stop();
+          await raw.end();
+        }
+      });
+    });
+
     test('audit appends from three instances at once form one gapless chain', async () => {
       const { url, drop } = await fresh();
       await withDatabase(url, drop, async (open) => {
