@@ -3,6 +3,26 @@
 import { formatDuration } from '../lib/duration.js';
 import type { GatehouseConfig } from './schema.js';
 
+/** Claims a client's static `claims` may not set: they are Gatehouse's to decide. */
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'iat',
+  'nbf',
+  'jti',
+  'client_id',
+  'scope',
+  'roles',
+  'act',
+  'typ',
+  'azp',
+  'auth_time',
+  'sid',
+  'cnf',
+]);
+
 export interface CrossProblem {
   path: (string | number)[];
   message: string;
@@ -27,6 +47,15 @@ export function checkConfig(config: GatehouseConfig): CrossProblem[] {
         message: `client id "${client.id}" is already used by clients[${first}]`,
       });
     } else seen.set(client.id, i);
+    for (const name of Object.keys(client.claims)) {
+      if (RESERVED_CLAIMS.has(name)) {
+        problems.push({
+          path: ['clients', i, 'claims', name],
+          message: `"${name}" is set by Gatehouse and cannot be a static claim`,
+          suggestion: name === 'roles' ? 'use clients[].roles' : 'rename the claim',
+        });
+      }
+    }
     if (client.max_ttl !== undefined && client.max_ttl > tokens.max_ttl) {
       problems.push({
         path: ['clients', i, 'max_ttl'],

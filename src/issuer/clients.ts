@@ -8,25 +8,6 @@ export interface RegisteredClient extends ClientConfig {
   source: 'config' | 'store';
 }
 
-/** Claims a client's static `claims` may not set: they are Gatehouse's to decide. */
-export const RESERVED_CLAIMS = new Set([
-  'iss',
-  'sub',
-  'aud',
-  'exp',
-  'iat',
-  'nbf',
-  'jti',
-  'client_id',
-  'scope',
-  'roles',
-  'act',
-  'typ',
-  'azp',
-  'auth_time',
-  'sid',
-]);
-
 export class ClientRegistry {
   readonly #config: Map<string, RegisteredClient>;
   readonly #store: Store;
