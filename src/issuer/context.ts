@@ -3,6 +3,7 @@ import type { GatehouseConfig } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import type { KeyRing } from '../keys/keyring.js';
 import type { AuditSink } from '../audit/sink.js';
+import type { RevocationSet } from '../revocation/index.js';
 import type { ClientRegistry } from './clients.js';
 import type { TokenMinter } from './mint.js';
 
@@ -13,5 +14,7 @@ export interface IssuerContext {
   clients: ClientRegistry;
   minter: TokenMinter;
   audit: AuditSink;
+  /** Revoked jti, subjects, clients and sessions: consulted by introspection and client authentication. */
+  revocations: RevocationSet;
   now: () => number;
 }

@@ -6,6 +6,7 @@ import { createAdapterClass } from './adapter.js';
 import { providerMetadata } from './clients.js';
 import { checkSecret } from './client-secrets.js';
 import { oauthError } from './oauth-error.js';
+import { jwtAccessTokenEndpoints } from './introspection.js';
 import {
   CLIENT_CREDENTIALS,
   clientCredentialsDupes,
@@ -51,6 +52,19 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // RFC 7662 / RFC 7009, advertised in discovery. JWT access tokens are answered by
+      // jwtAccessTokenEndpoints (src/issuer/introspection.ts); these policies cover the library's own tokens.
+      introspection: {
+        enabled: true,
+        // Any authenticated client (resource servers included) may introspect; a public client only its own.
+        allowedPolicy: async (ctx, client, token) =>
+          client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId,
+      },
+      // RFC 7009 §2.1: only the client the token was issued to may revoke it.
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
     },
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     renderError: async (ctx, out) => {
@@ -79,6 +93,21 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     const secrets = await ic.store.listSecrets(this.clientId);
     const result = checkSecret(String(actual ?? ''), secrets, ic.now());
     if (result.ok) {
+      // A client revoked at T authenticates again only with a secret created after T (rotate it).
+      const revoked = ic.revocations.check({ client_id: this.clientId, iat: result.secret.createdAt / 1000 });
+      if (revoked) {
+        const { id } = await ic.audit.append('token.refused', {
+          client_id: this.clientId,
+          code: 'invalid_client',
+          reason: 'client_revoked',
+          secret_id: result.secret.id,
+          revocation_id: revoked.id,
+        });
+        throw oauthError(
+          'invalid_client',
+          `client "${this.clientId}" was revoked at ${new Date(revoked.revokedAt).toISOString()}; a secret created after that works again: gatehouse clients rotate-secret ${this.clientId} (audit id ${id})`,
+        );
+      }
       await ic.audit.append('client.authenticated', {
         client_id: this.clientId,
         secret_id: result.secret.id,
@@ -126,6 +155,7 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
       body.error_description = `${what} (audit id ${id})`;
     }
   });
+  provider.use(jwtAccessTokenEndpoints(ic));
   for (const event of ['grant.error', 'introspection.error', 'revocation.error'] as const) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, err: unknown) => {
       (ctx.state as Record<string, unknown>).gatehouseError = err;

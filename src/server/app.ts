@@ -14,7 +14,7 @@ import { TokenMinter } from '../issuer/mint.js';
 import { Issuer } from '../issuer/issuer.js';
 import type { IssuerContext } from '../issuer/context.js';
 import { createLogger, type Logger } from '../lib/logger.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { countingAuditSink, createMetrics, type Metrics } from './metrics.js';
 import { openStore } from './open-store.js';
 
 export interface StartOptions {
@@ -99,13 +99,17 @@ export async function startGatehouse(
     cleanups.push(() => revocations.stop());
 
     const clients = new ClientRegistry(config.clients, store);
+    const metrics = createMetrics({ store, keys, now });
+    // The issuer's records go through a counting sink, so /metrics counts exactly what was audited.
+    const issuerAudit = countingAuditSink(audit, metrics);
     const ic: IssuerContext = {
       config,
       store,
       keys,
       clients,
-      minter: new TokenMinter(config.issuer.url, keys, audit, now),
-      audit,
+      minter: new TokenMinter(config.issuer.url, keys, issuerAudit, now),
+      audit: issuerAudit,
+      revocations,
       now,
     };
     const cookieKeys = JSON.parse(
@@ -124,7 +128,6 @@ export async function startGatehouse(
     });
     cleanups.push(unwatch);
 
-    const metrics = createMetrics();
     ready = (req, res) => {
       const started = process.hrtime.bigint();
       const kind = route(req);
@@ -164,6 +167,11 @@ export async function startGatehouse(
             keys.active();
           } catch {
             problems.push('no active signing key');
+          }
+          try {
+            revocations.check({});
+          } catch {
+            problems.push('revocation set not started');
           }
           return sendJson(res, problems.length ? 503 : 200, {
             status: problems.length ? 'unavailable' : 'ready',

@@ -1,14 +1,28 @@
-// Prometheus metrics: one registry per running Gatehouse (tests run several in one process).
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// Prometheus metrics: one registry per running Gatehouse (tests run several in one process). Token
+// counters follow the audit log (every issued or refused token is audited, so counting at the append
+// keeps the two in step); secret and key gauges are read from the store and key ring on each scrape.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AuditSink } from '../audit/sink.js';
+import type { KeyRing } from '../keys/keyring.js';
+import type { Store } from '../store/store.js';
 
 export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<'route' | 'method' | 'status'>;
   tokensIssued: Counter<'grant' | 'client'>;
   tokensRefused: Counter<'grant' | 'reason'>;
+  secretExpiry: Gauge<'client' | 'secret_id'>;
+  keyAge: Gauge<'kid' | 'alg' | 'state'>;
 }
 
-export function createMetrics(): Metrics {
+/** Where the scrape-time gauges read from; without them the gauges stay empty. */
+export interface MetricSources {
+  store: Pick<Store, 'listSecrets'>;
+  keys: Pick<KeyRing, 'all'>;
+  now: () => number;
+}
+
+export function createMetrics(sources?: MetricSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gatehouse_process_' });
   return {
@@ -32,5 +46,63 @@ export function createMetrics(): Metrics {
       labelNames: ['grant', 'reason'],
       registers: [registry],
     }),
+    secretExpiry: new Gauge({
+      name: 'gatehouse_client_secret_expiry_seconds',
+      help: 'Seconds until each live client secret with an expiry stops working',
+      labelNames: ['client', 'secret_id'],
+      registers: [registry],
+      async collect() {
+        if (!sources) return;
+        this.reset();
+        const now = sources.now();
+        for (const s of await sources.store.listSecrets()) {
+          if (s.expiresAt === null || s.expiresAt <= now) continue;
+          this.set({ client: s.clientId, secret_id: s.id }, (s.expiresAt - now) / 1000);
+        }
+      },
+    }),
+    keyAge: new Gauge({
+      name: 'gatehouse_signing_key_age_seconds',
+      help: 'Seconds since each published signing key was created, by kid, algorithm and state',
+      labelNames: ['kid', 'alg', 'state'],
+      registers: [registry],
+      collect() {
+        if (!sources) return;
+        this.reset();
+        const now = sources.now();
+        for (const k of sources.keys.all())
+          this.set({ kid: k.kid, alg: k.alg, state: k.state }, (now - k.record.createdAt) / 1000);
+      },
+    }),
+  };
+}
+
+// Reasons become label values only when they are short snake_case words, so a free-text reason cannot
+// blow up the number of series; anything else is counted under its OAuth error code.
+const REASON = /^[a-z][a-z0-9_]{0,39}$/;
+
+function label(v: unknown, fallback: string): string {
+  return typeof v === 'string' && v !== '' ? v.slice(0, 128) : fallback;
+}
+
+/** An audit sink that counts `token.issued` and `token.refused` records once they are durable. */
+export function countingAuditSink(sink: AuditSink, metrics: Metrics): AuditSink {
+  return {
+    async append(type, data, opts) {
+      const out = await sink.append(type, data, opts);
+      if (type === 'token.issued') {
+        metrics.tokensIssued.inc({
+          grant: label(data.grant, 'unknown'),
+          client: label(data.client_id, 'unknown'),
+        });
+      } else if (type === 'token.refused') {
+        const reason =
+          typeof data.reason === 'string' && REASON.test(data.reason)
+            ? data.reason
+            : label(data.code, 'unknown');
+        metrics.tokensRefused.inc({ grant: label(data.grant, 'unknown'), reason });
+      }
+      return out;
+    },
   };
 }
