@@ -134,6 +134,26 @@ export const configSchema = z
         encryption_key: z
           .string()
           .min(1, 'give the key-encryption key by reference, like ${file:/etc/gatehouse/kek}'),
+        /** Earlier key-encryption keys, only to open keys sealed with them (while `gatehouse keys rewrap` runs). */
+        previous_encryption_keys: z
+          .array(z.string().min(1, 'give each key-encryption key by reference'))
+          .default([]),
+        /** Scheduled rotation of signing keys. */
+        rotation: z
+          .object({
+            /** Age of the active key after which a new one is created; `0s` turns scheduled rotation off. */
+            every: duration().default(2_592_000_000),
+            /** How long a new key is published in the JWKS before it signs (verifiers cache the JWKS). */
+            propagation: duration().default(3_600_000),
+            /** How often a server checks whether a rotation step is due. */
+            check_interval: duration().default(60_000),
+          })
+          .strict()
+          .refine((r) => r.check_interval > 0, {
+            message: 'check_interval must be longer than 0s',
+            path: ['check_interval'],
+          })
+          .default({ every: 2_592_000_000, propagation: 3_600_000, check_interval: 60_000 }),
       })
       .strict(),
     /** Lifetimes and clock tolerance of tokens. */

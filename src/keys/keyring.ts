@@ -4,7 +4,7 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { KeyRecord, Store } from '../store/store.js';
 import { GatehouseError } from '../lib/errors.js';
-import { seal, unseal, type Kek } from './seal.js';
+import { seal, sealedKekId, unseal, type Kek } from './seal.js';
 
 export type SigningKey = Awaited<ReturnType<typeof importJWK>>;
 
@@ -63,10 +63,27 @@ export async function createKeyRecord(
   return { record, privateJwk };
 }
 
+/**
+ * What a removed key's sealed private part is replaced with: the private key is destroyed, the public
+ * part stays in the store so audit checkpoints it signed can still be verified.
+ */
+export const REMOVED_PRIVATE = 'removed';
+
+/** True when a key has left the JWKS: retired and past `removeAfter`, or its private part destroyed. */
+export function isRemoved(record: KeyRecord, now: number): boolean {
+  return (
+    record.sealedPrivate === REMOVED_PRIVATE ||
+    (record.state === 'retired' && record.removeAfter !== null && record.removeAfter <= now)
+  );
+}
+
 export class KeyRing {
   readonly #store: Store;
   readonly #opts: KeyRingOptions;
   #keys: LoadedKey[] = [];
+  /** What `active()` picks from; trails `#keys` while a new key set is being published. */
+  #signing: LoadedKey[] = [];
+  #loading: Promise<void> = Promise.resolve();
   #version = 0;
 
   constructor(store: Store, opts: KeyRingOptions) {
@@ -83,13 +100,28 @@ export class KeyRing {
     return this.#version;
   }
 
-  /** Loads every key from the store, unsealing the private parts. */
-  async load(): Promise<void> {
+  /**
+   * Loads every key from the store, unsealing the private parts, and swaps the new set in. The swap has
+   * two steps so a key never signs before it is published: first the published view changes (the JWKS,
+   * `version`), then `beforeSigning` runs (the issuer rebuilds its provider from that view), and only
+   * then does `active()` return the new signing key. Loads are serialized: a load that starts while one
+   * runs waits for it, so an older read never overwrites a newer one.
+   */
+  load(opts: { beforeSigning?: () => Promise<void> } = {}): Promise<void> {
+    const run = this.#loading.then(
+      () => this.#loadNow(opts),
+      () => this.#loadNow(opts),
+    );
+    this.#loading = run.catch(() => undefined);
+    return run;
+  }
+
+  async #loadNow(opts: { beforeSigning?: () => Promise<void> }): Promise<void> {
     const records = await this.#store.listKeys();
     const now = this.#now;
     const loaded: LoadedKey[] = [];
     for (const record of records) {
-      if (record.state === 'retired' && record.removeAfter !== null && record.removeAfter <= now) continue;
+      if (isRemoved(record, now)) continue;
       const privateJwk = JSON.parse(unseal(this.#opts.keks, record.sealedPrivate, record.kid)) as JWK;
       const privateKey = await importJWK(privateJwk, record.alg);
       loaded.push({
@@ -102,11 +134,28 @@ export class KeyRing {
         privateKey,
       });
     }
-    // Active first (it signs), then next (published ahead), then retired (still verifying).
+    // Active first (it signs; the newest wins if a promotion is half done), then next (published
+    // ahead), then retired (still verifying).
     const order = { active: 0, next: 1, retired: 2 } as const;
-    loaded.sort((a, b) => order[a.state] - order[b.state] || b.record.createdAt - a.record.createdAt);
+    loaded.sort(
+      (a, b) =>
+        order[a.state] - order[b.state] ||
+        (b.record.activatedAt ?? 0) - (a.record.activatedAt ?? 0) ||
+        b.record.createdAt - a.record.createdAt,
+    );
     this.#keys = loaded;
     this.#version++;
+    // Until the new view is published, keep signing with the old key while it is in that view (an old
+    // active key becomes retired, so it is): every token then verifies against what is served.
+    const stillPublished = this.#signing.filter(
+      (k) => k.state === 'active' && loaded.some((l) => l.kid === k.kid),
+    );
+    this.#signing = opts.beforeSigning && stillPublished.length > 0 ? stillPublished : loaded;
+    try {
+      if (opts.beforeSigning) await opts.beforeSigning();
+    } finally {
+      this.#signing = loaded;
+    }
   }
 
   /** On first start there is nothing published yet, so the first key is active at once. */
@@ -131,7 +180,7 @@ export class KeyRing {
 
   /** The key that signs now. */
   active(alg?: SigningAlg): LoadedKey {
-    const key = this.#keys.find((k) => k.state === 'active' && (alg === undefined || k.alg === alg));
+    const key = this.#signing.find((k) => k.state === 'active' && (alg === undefined || k.alg === alg));
     if (!key)
       throw new GatehouseError('ERR_KEY_NOT_FOUND', `no active ${alg ?? ''} signing key`.replace('  ', ' '));
     return key;
@@ -161,4 +210,43 @@ export class KeyRing {
       ),
     };
   }
+}
+
+export interface RewrapResult {
+  /** Keys re-sealed with the target KEK. */
+  rewrapped: string[];
+  /** Keys already sealed with it. */
+  unchanged: string[];
+  /** Ids of the KEKs the rewrapped keys were sealed with before. */
+  fromKekIds: string[];
+  toKekId: string;
+}
+
+/**
+ * Re-seals every private key with `target` (`gatehouse keys rewrap`). Every key is opened first, with
+ * `keks` (the old KEKs) or `target`, so a KEK that is missing fails the whole run before anything is
+ * written; each new envelope is opened again before it replaces the old one.
+ */
+export async function rewrapKeys(store: Store, keks: Kek[], target: Kek): Promise<RewrapResult> {
+  const all = [target, ...keks.filter((k) => k.id !== target.id)];
+  const records = (await store.listKeys()).filter((r) => r.sealedPrivate !== REMOVED_PRIVATE);
+  const todo: Array<{ kid: string; sealed: string }> = [];
+  const unchanged: string[] = [];
+  const from = new Set<string>();
+  for (const r of records) {
+    const plain = unseal(all, r.sealedPrivate, r.kid);
+    const was = sealedKekId(r.sealedPrivate);
+    if (was === target.id) {
+      unchanged.push(r.kid);
+      continue;
+    }
+    if (was) from.add(was);
+    const sealed = seal(target, plain, r.kid);
+    if (unseal([target], sealed, r.kid) !== plain) {
+      throw new GatehouseError('ERR_INTERNAL', `re-sealing signing key ${r.kid} did not round-trip`);
+    }
+    todo.push({ kid: r.kid, sealed });
+  }
+  for (const t of todo) await store.updateKey(t.kid, { sealedPrivate: t.sealed });
+  return { rewrapped: todo.map((t) => t.kid), unchanged, fromKekIds: [...from], toKekId: target.id };
 }
