@@ -1,6 +1,7 @@
 // Signing keys: created here, sealed at rest in the store, loaded into memory for signing and for the
 // JWKS. A key moves next → active → retired: published before it signs, published after it stops
 // signing until the tokens it signed have expired (rotation: src/keys/rotation.ts).
+import { randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { KeyRecord, Store } from '../store/store.js';
 import { GatehouseError } from '../lib/errors.js';
@@ -76,6 +77,13 @@ export function isRemoved(record: KeyRecord, now: number): boolean {
     (record.state === 'retired' && record.removeAfter !== null && record.removeAfter <= now)
   );
 }
+
+/** The lease under which the first signing key of an empty store is created. */
+const BOOTSTRAP_LEASE = 'key-bootstrap';
+/** Outlives a slow key generation (RSA); a holder that died frees it after this. */
+const BOOTSTRAP_LEASE_MS = 15_000;
+/** About 20 s of waiting for another starter (attempts of 50–100 ms). */
+const BOOTSTRAP_ATTEMPTS = 300;
 
 export class KeyRing {
   readonly #store: Store;
@@ -164,18 +172,33 @@ export class KeyRing {
     if (this.#keys.some((k) => k.state === 'active')) return;
     const kek = this.#opts.keks[0];
     if (!kek) throw new GatehouseError('ERR_CONFIG_INVALID', 'no key-encryption key is configured');
-    const { record } = await createKeyRecord(this.#opts.algorithm, kek, 'active', this.#now);
-    try {
-      await this.#store.insertKey(record);
-      await this.#store.publishChange('keys', record.kid);
-    } catch (e) {
-      // Another process created one at the same moment; theirs is as good as ours.
-      if (!(e instanceof GatehouseError && e.code === 'ERR_STORE_CONFLICT')) throw e;
+    // Replicas starting together on an empty store would each create a different first key (different
+    // kids never conflict), and each sign with its own until the other's is loaded. One holder of a
+    // lease creates it; the others wait and load it.
+    const holder = `bootstrap-${randomUUID()}`;
+    for (let attempt = 0; attempt < BOOTSTRAP_ATTEMPTS; attempt++) {
+      if (await this.#store.tryLease(BOOTSTRAP_LEASE, holder, BOOTSTRAP_LEASE_MS, this.#now)) {
+        try {
+          await this.load();
+          if (!this.#keys.some((k) => k.state === 'active')) {
+            const { record } = await createKeyRecord(this.#opts.algorithm, kek, 'active', this.#now);
+            await this.#store.insertKey(record);
+            await this.#store.publishChange('keys', record.kid);
+            await this.load();
+          }
+        } finally {
+          await this.#store.releaseLease(BOOTSTRAP_LEASE, holder).catch(() => undefined);
+        }
+      } else {
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 50));
+        await this.load();
+      }
+      if (this.#keys.some((k) => k.state === 'active')) return;
     }
-    await this.load();
-    if (!this.#keys.some((k) => k.state === 'active')) {
-      throw new GatehouseError('ERR_KEY_NOT_FOUND', 'no active signing key after creating one');
-    }
+    throw new GatehouseError(
+      'ERR_KEY_NOT_FOUND',
+      'no active signing key: another process holds the key lease',
+    );
   }
 
   /** The key that signs now. */

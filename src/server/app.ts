@@ -7,6 +7,7 @@ import type { GatehouseConfig } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import { KeyRing } from '../keys/keyring.js';
 import { parseKek } from '../keys/seal.js';
+import { RotationScheduler } from '../keys/rotation.js';
 import { AuditLog, createCheckpointSigner } from '../audit/index.js';
 import { RevocationSet } from '../revocation/index.js';
 import { ClientRegistry } from '../issuer/clients.js';
@@ -38,6 +39,8 @@ export interface Gatehouse {
   readonly issuer: Issuer;
   readonly audit: AuditLog;
   readonly revocations: RevocationSet;
+  /** Signing-key rotation on schedule; `tick()` runs one check now. */
+  readonly rotation: RotationScheduler;
   readonly metrics: Metrics;
   readonly logger: Logger;
   close(): Promise<void>;
@@ -82,7 +85,8 @@ export async function startGatehouse(
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     const keys = new KeyRing(store, {
-      keks: [parseKek(config.keys.encryption_key)],
+      // The current KEK seals (first); earlier ones only open keys not yet rewrapped.
+      keks: [config.keys.encryption_key, ...config.keys.previous_encryption_keys].map(parseKek),
       algorithm: config.keys.algorithm,
       now,
     });
@@ -118,15 +122,35 @@ export async function startGatehouse(
     const issuer = new Issuer(ic, cookieKeys);
     await issuer.rebuild();
 
-    // Keys change when another process rotates them: reload and rebuild the provider.
+    // Keys change when any process rotates them: reload, publish the new JWKS (a new provider), and
+    // only then sign with the new active key.
     const unwatch = store.watchChanges((c) => {
       if (c.topic !== 'keys') return;
       keys
-        .load()
+        .load({ beforeSigning: () => issuer.refresh() })
         .then(() => issuer.refresh())
         .catch((err: unknown) => logger.error({ err }, 'reloading signing keys failed'));
     });
     cleanups.push(unwatch);
+    const rotation = new RotationScheduler({
+      store,
+      keks: keys.keks,
+      audit,
+      now,
+      by: 'scheduler',
+      policy: {
+        algorithm: config.keys.algorithm,
+        everyMs: config.keys.rotation.every,
+        propagationMs: config.keys.rotation.propagation,
+        maxTokenTtlMs: config.tokens.max_ttl,
+        clockSkewMs: config.tokens.clock_skew,
+      },
+      checkIntervalMs: config.keys.rotation.check_interval,
+      onStep: (step) => logger.info({ event: `key.${step.kind}`, ...step }, 'signing key rotation'),
+      onError: (err) => logger.error({ err }, 'signing key rotation check failed'),
+    });
+    rotation.start();
+    cleanups.push(() => rotation.stop());
 
     ready = (req, res) => {
       const started = process.hrtime.bigint();
@@ -203,6 +227,7 @@ export async function startGatehouse(
       issuer,
       audit,
       revocations,
+      rotation,
       metrics,
       logger,
       close() {
