@@ -8,6 +8,11 @@ export interface RevocationSetOptions {
   logger?: PartLogger;
   /** How often expired entries are dropped from memory. */
   sweepIntervalMs?: number;
+  /**
+   * Throws when the set may be stale (cut off from the store and its change feed for longer than the
+   * grace); `check()` then refuses rather than answer from old data (fail closed).
+   */
+  freshness?: () => void;
 }
 
 /** The claims of a token that revocation looks at; `iat` in seconds, as in the JWT. */
@@ -38,6 +43,7 @@ export class RevocationSet {
   readonly #now: () => number;
   readonly #logger: PartLogger | undefined;
   readonly #sweepIntervalMs: number;
+  readonly #freshness: (() => void) | undefined;
   // jti entries keyed by issuer and jti (DESIGN.md: revocation is keyed by both); the others by value,
   // keeping the latest revocation since it kills the most tokens.
   readonly #jti = new Map<string, RevocationRecord>();
@@ -58,6 +64,7 @@ export class RevocationSet {
     this.#now = options.now ?? Date.now;
     this.#logger = options.logger;
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+    this.#freshness = options.freshness;
   }
 
   /** Loads every revocation and follows the change feed. */
@@ -121,6 +128,7 @@ export class RevocationSet {
    */
   check(claims: RevocationCheckInput): RevocationRecord | undefined {
     if (!this.#started) throw new TypeError('RevocationSet.check() before start()');
+    this.#freshness?.();
     const now = this.#now();
     if (claims.jti !== undefined) {
       const hit =
@@ -146,6 +154,11 @@ export class RevocationSet {
     const record = await recordRevocation(this.#store, input, this.#now());
     this.#apply(record);
     return record;
+  }
+
+  /** True once `start()` has loaded the set (readiness). */
+  get started(): boolean {
+    return this.#started;
   }
 
   /** Entries held in memory (for metrics and tests). */

@@ -17,6 +17,7 @@ import type { IssuerContext } from '../issuer/context.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { countingAuditSink, createMetrics, type Metrics } from './metrics.js';
 import { openStore } from './open-store.js';
+import { StoreHealth } from './store-health.js';
 
 export interface StartOptions {
   /** Use this store instead of opening the configured one (the caller closes it). */
@@ -41,6 +42,8 @@ export interface Gatehouse {
   readonly revocations: RevocationSet;
   /** Signing-key rotation on schedule; `tick()` runs one check now. */
   readonly rotation: RotationScheduler;
+  /** Whether the store answers; what keeps serving without it (docs/scaling.md). */
+  readonly storeHealth: StoreHealth;
   readonly metrics: Metrics;
   readonly logger: Logger;
   close(): Promise<void>;
@@ -80,10 +83,24 @@ export async function startGatehouse(
     ? { ...inputConfig, issuer: { ...inputConfig.issuer, url } }
     : inputConfig;
   const logger = opts.logger ?? createLogger({ level: config.log.level, format: config.log.format });
-  const store = opts.store ?? (await openStore(config));
+  // The change feed reports its connection trouble here before a ping would notice.
+  let storeHealth: StoreHealth | undefined;
+  const store =
+    opts.store ?? (await openStore(config, { onNotifyError: (e) => storeHealth?.reportError(e) }));
   const ownStore = !opts.store;
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
+    const health = new StoreHealth({
+      store,
+      graceMs: config.store.postgres?.grace ?? 30_000,
+      // Reported up only once the revocation set has read what it missed.
+      onRecover: () => revocations.catchUp(),
+      onChange: (st) =>
+        st.healthy
+          ? logger.info({ event: 'store.recovered' }, 'the store answers again')
+          : logger.error({ event: 'store.unavailable', reason: st.reason }, 'the store is unreachable'),
+    });
+    storeHealth = health;
     const keys = new KeyRing(store, {
       // The current KEK seals (first); earlier ones only open keys not yet rewrapped.
       keks: [config.keys.encryption_key, ...config.keys.previous_encryption_keys].map(parseKek),
@@ -98,9 +115,16 @@ export async function startGatehouse(
       now,
     });
     cleanups.push(() => audit.close());
-    const revocations = new RevocationSet(store, { now, logger });
+    const revocations = new RevocationSet(store, {
+      now,
+      logger,
+      // Fail closed: a set cut off from the feed past the grace may be missing revocations.
+      freshness: () => health.assertWithinGrace('revocation check'),
+    });
     await revocations.start();
     cleanups.push(() => revocations.stop());
+    health.start();
+    cleanups.push(() => health.stop());
 
     const clients = new ClientRegistry(config.clients, store);
     const metrics = createMetrics({ store, keys, now });
@@ -182,24 +206,28 @@ export async function startGatehouse(
           return sendJson(res, 200, { status: 'ok' });
         case 'readyz': {
           const problems: string[] = [];
-          try {
-            await store.ping();
-          } catch {
-            problems.push('store unreachable');
-          }
+          const st = health.state();
+          // Within the grace the replica still verifies from memory, so it stays in rotation; past it,
+          // it refuses revocation checks and must leave.
+          if (!st.withinGrace)
+            problems.push(
+              `store unreachable since ${new Date(st.since).toISOString()} (longer than store.postgres.grace): ${st.reason ?? 'unknown'}`,
+            );
           try {
             keys.active();
           } catch {
             problems.push('no active signing key');
           }
-          try {
-            revocations.check({});
-          } catch {
-            problems.push('revocation set not started');
-          }
+          if (!revocations.started) problems.push('revocation set not started');
           return sendJson(res, problems.length ? 503 : 200, {
-            status: problems.length ? 'unavailable' : 'ready',
+            status: problems.length ? 'unavailable' : st.healthy ? 'ready' : 'degraded',
             problems,
+            store: {
+              kind: store.kind,
+              state: st.healthy ? 'up' : 'down',
+              since: new Date(st.since).toISOString(),
+              ...(st.reason !== undefined ? { reason: st.reason } : {}),
+            },
           });
         }
         case 'metrics': {
@@ -211,6 +239,15 @@ export async function startGatehouse(
         default:
           if (!issuer.owns((req.url ?? '/').split('?')[0] ?? '/'))
             return sendJson(res, 404, { error: 'not_found' });
+          // Issuing needs the store (client secrets, the durable token.issued record): while it is down,
+          // say so at once and clearly rather than fail deep inside the provider.
+          if (!health.healthy && req.method === 'POST' && (req.url ?? '').split('?')[0] === '/token') {
+            res.setHeader('retry-after', '5');
+            return sendJson(res, 503, {
+              error: 'temporarily_unavailable',
+              error_description: 'the store is unreachable; try again shortly',
+            });
+          }
           return issuer.handle(req, res);
       }
     }
@@ -228,6 +265,7 @@ export async function startGatehouse(
       audit,
       revocations,
       rotation,
+      storeHealth: health,
       metrics,
       logger,
       close() {

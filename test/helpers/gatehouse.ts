@@ -9,6 +9,7 @@ import { generateKekText } from '../../src/keys/seal.js';
 import { rotateSecret } from '../../src/issuer/client-secrets.js';
 import { startGatehouse, type Gatehouse } from '../../src/server/app.js';
 import { createLogger } from '../../src/lib/logger.js';
+import { testDatabase } from './postgres.js';
 
 export interface TestGatehouse {
   gh: Gatehouse;
@@ -23,14 +24,33 @@ export function tempDir(prefix = 'gatehouse-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** The store tests run on unless they say: GATEHOUSE_TEST_STORE=postgres runs them on a fresh database. */
+export function defaultTestStore(): 'sqlite' | 'postgres' {
+  return process.env.GATEHOUSE_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
+}
+
 export async function startTestGatehouse(
-  opts: { yaml?: string; base?: Record<string, unknown>; now?: () => number } = {},
+  opts: {
+    yaml?: string;
+    base?: Record<string, unknown>;
+    now?: () => number;
+    /** sqlite (a temp file) or postgres (a fresh database from testDatabase(), dropped on close). */
+    store?: 'sqlite' | 'postgres';
+  } = {},
 ): Promise<TestGatehouse> {
   const dir = tempDir();
+  let dropDatabase: (() => Promise<void>) | undefined;
+  let storeSection: Record<string, unknown> = { sqlite: { path: join(dir, 'gatehouse.db') } };
+  if ((opts.store ?? defaultTestStore()) === 'postgres') {
+    const db = await testDatabase();
+    if ('skip' in db) throw new Error(db.skip);
+    dropDatabase = db.drop;
+    storeSection = { postgres: { url: db.url, pool: 4 } };
+  }
   const base: Record<string, unknown> = {
     issuer: { url: 'http://127.0.0.1:1' },
     server: { host: '127.0.0.1', port: 0 },
-    store: { sqlite: { path: join(dir, 'gatehouse.db') } },
+    store: storeSection,
     keys: { encryption_key: generateKekText() },
     log: { level: 'silent' },
     ...opts.base,
@@ -55,6 +75,7 @@ export async function startTestGatehouse(
     },
     async close() {
       await gh.close();
+      await dropDatabase?.();
       rmSync(dir, { recursive: true, force: true });
     },
   };
