@@ -250,10 +250,15 @@ export class Federation {
         : d.closest
           ? `closest rule "${d.closest.rule}" failed on ${describeReason(d.closest.failed)}${d.message ? `; ${d.message}` : ''}`
           : (d.reasons[0]?.message ?? 'no rule matched');
+      // Rules left out because of delegation are named too: "it would match, but not with an actor".
+      const byDelegation = d.reasons
+        .filter((r) => r.criterion === 'delegation' && r.rule !== d.closest?.rule)
+        .slice(0, 3)
+        .map((r) => `rule "${r.rule}": ${r.message ?? 'delegation'}`);
       throw new ExchangeRefusal(
         'invalid_request',
         'policy',
-        `no trust rule accepts this token (issuer "${subject.issuerName}"): ${why}`,
+        `no trust rule accepts this token (issuer "${subject.issuerName}"): ${why}${byDelegation.length ? `; ${byDelegation.join('; ')}` : ''}`,
         { issuer: subject.issuerName, ...(d.closest ? { closest: d.closest.rule } : {}) },
         d.reasons,
       );
