@@ -2,6 +2,72 @@
 // lifetimes that exceed their ceilings. Run once the schema itself passes.
 import { formatDuration } from '../lib/duration.js';
 import type { GatehouseConfig } from './schema.js';
+import { PolicyError } from '../policy/errors.js';
+import { TrustRules } from '../federation/trust-rules.js';
+
+/** `trust_rules[2].conditions.all[0].glob` → ['trust_rules', 2, 'conditions', 'all', 0, 'glob']. */
+function splitPath(path: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g))
+    out.push(m[2] !== undefined ? Number(m[2]) : (m[1] as string));
+  return out;
+}
+
+/** External issuers and trust rules: unique names and issuers, and every rule compiled (policy problems with their paths). */
+function checkFederation(config: GatehouseConfig, problems: CrossProblem[]): void {
+  const names = new Map<string, number>();
+  const issuers = new Map<string, number>();
+  config.external_issuers.forEach((x, i) => {
+    if (x.name === 'gatehouse') {
+      problems.push({
+        path: ['external_issuers', i, 'name'],
+        message: '"gatehouse" is reserved for Gatehouse\'s own tokens',
+      });
+    }
+    const n = names.get(x.name);
+    if (n !== undefined)
+      problems.push({
+        path: ['external_issuers', i, 'name'],
+        message: `name "${x.name}" is already used by external_issuers[${n}]`,
+      });
+    else names.set(x.name, i);
+    const j = issuers.get(x.issuer);
+    if (j !== undefined)
+      problems.push({
+        path: ['external_issuers', i, 'issuer'],
+        message: `issuer ${x.issuer} is already configured as external_issuers[${j}]`,
+      });
+    else issuers.set(x.issuer, i);
+    if (x.issuer === config.issuer.url) {
+      problems.push({
+        path: ['external_issuers', i, 'issuer'],
+        message: 'this is Gatehouse itself; trust rules take its tokens with issuer: gatehouse',
+      });
+    }
+    if (x.jwks && x.jwks_uri)
+      problems.push({
+        path: ['external_issuers', i, 'jwks'],
+        message: 'set either jwks (pinned keys) or jwks_uri, not both',
+      });
+  });
+  config.trust_rules.forEach((r, i) => {
+    if (r.grant.max_ttl !== undefined && r.grant.max_ttl > config.tokens.max_ttl) {
+      problems.push({
+        path: ['trust_rules', i, 'grant', 'max_ttl'],
+        message: `${formatDuration(r.grant.max_ttl)} is longer than tokens.max_ttl (${formatDuration(config.tokens.max_ttl)})`,
+      });
+    }
+  });
+  try {
+    TrustRules.compile(
+      config.trust_rules,
+      config.external_issuers.map((x) => x.name),
+    );
+  } catch (e) {
+    if (!(e instanceof PolicyError)) throw e;
+    for (const p of e.problems) problems.push({ path: splitPath(p.path), message: p.message });
+  }
+}
 
 /** Claims a client's static `claims` may not set: they are Gatehouse's to decide. */
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
@@ -63,5 +129,6 @@ export function checkConfig(config: GatehouseConfig): CrossProblem[] {
       });
     }
   });
+  checkFederation(config, problems);
   return problems;
 }

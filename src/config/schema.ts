@@ -75,6 +75,80 @@ export const clientSchema = z
   })
   .strict();
 
+/** Claims a token may carry as a whole JSON value; paths are dotted (`a.b`) or JSON Pointers (`/kubernetes.io/namespace`). */
+const claimPath = () => z.string().min(1, 'a claim path cannot be empty').max(256);
+
+/** RFC 8693 token exchange: an external issuer whose tokens may be exchanged (docs/federation.md). */
+export const externalIssuerSchema = z
+  .object({
+    /** A short name that trust rules refer to (`github-actions`); `gatehouse` is reserved for Gatehouse's own tokens. */
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use lower-case letters, digits and . _ - (at most 64)'),
+    /** The issuer exactly as its tokens carry it in `iss` (scheme, host, path and trailing slash all count). */
+    issuer: httpUrl(),
+    /** The token's `aud` must contain one of these exactly (what the job asked its platform for). */
+    audiences: z.array(z.string().min(1)).min(1, 'list at least one audience the tokens are minted for'),
+    /** Signature algorithms accepted from this issuer, compared exactly. */
+    algorithms: z.array(z.enum(['RS256', 'ES256', 'PS256', 'EdDSA'])).min(1).default(['RS256', 'ES256']),
+    /** Where the key set lives, when it is not where discovery says (or the issuer has no discovery). */
+    jwks_uri: httpUrl().optional(),
+    /** A pinned key set (`{ keys: [...] }`) for issuers without discovery; never fetched. */
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).strict().optional(),
+    /** Refuse tokens issued longer ago than this (then `iat` is required). */
+    max_token_age: duration().optional(),
+    /** Leeway for `exp`, `nbf` and `iat` of this issuer's tokens; default tokens.clock_skew. */
+    clock_skew: duration().optional(),
+  })
+  .strict();
+
+/** Which external tokens may be exchanged for which Gatehouse tokens (docs/federation.md). */
+export const trustRuleSchema = z
+  .object({
+    /** Unique name, shown in explanations and audit records. */
+    name: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'use letters, digits and . _ : - (at most 128)'),
+    /** What this rule is for, in words. */
+    description: z.string().optional(),
+    /** The `name` of an external issuer, or `gatehouse` for Gatehouse's own access tokens. */
+    issuer: z.string().min(1),
+    /** `shadow` evaluates and reports the rule without ever letting a token in. */
+    mode: z.enum(['enforce', 'shadow']).default('enforce'),
+    /** Criteria on the subject token's claims, in the policy language (docs/policy.md); a mapping is an implicit `all`. */
+    conditions: z.unknown().refine((v) => v !== undefined && v !== null, {
+      message: 'conditions are required (an empty block would trust every token of the issuer)',
+    }),
+    /** Shown to the client when this rule is the closest one and refuses (written by you, so safe to show). */
+    message: z.string().max(500).optional(),
+    /** `forbid` (default): no actor_token; `allow`: with or without; `require`: only with an actor_token. */
+    delegation: z.enum(['forbid', 'allow', 'require']).default('forbid'),
+    /** With delegation: criteria the actor token's claims must meet (policy language). */
+    actor_conditions: z.unknown().optional(),
+    /** What the issued token carries. */
+    grant: z
+      .object({
+        /** Roles put in the `roles` claim. */
+        roles: z.array(z.string().min(1)).default([]),
+        /** Audiences (globs) the caller may ask for. */
+        audiences: z.array(glob()).min(1, 'list at least one audience pattern the caller may ask for'),
+        /** Ceiling on the issued token's lifetime (at most tokens.max_ttl). */
+        max_ttl: duration().optional(),
+        /** `sub` of the issued token, a template over claims: `gh:{repository}:{environment}`; default `<issuer name>:{sub}`. */
+        subject: z.string().min(1).max(512).optional(),
+        /** Claims carried over from the subject token. */
+        claims: z
+          .object({
+            /** Claims copied under the same name (absent ones are skipped). */
+            copy: z.array(claimPath()).default([]),
+            /** New claim name → claim path in the subject token (absent ones are skipped). */
+            map: z.record(z.string().min(1), claimPath()).default({}),
+          })
+          .strict()
+          .default({ copy: [], map: {} }),
+      })
+      .strict(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Who Gatehouse is. */
@@ -170,6 +244,10 @@ export const configSchema = z
       .default({ default_ttl: 600_000, max_ttl: 3_600_000, clock_skew: 60_000 }),
     /** Service accounts and other clients. Their secrets live hashed in the store (`gatehouse clients`). */
     clients: z.array(clientSchema).default([]),
+    /** External issuers whose tokens may be exchanged (RFC 8693); see docs/federation.md. */
+    external_issuers: z.array(externalIssuerSchema).default([]),
+    /** Trust rules: which external tokens get which Gatehouse tokens; see docs/federation.md. */
+    trust_rules: z.array(trustRuleSchema).default([]),
     /** Logging; values from `${env:…}`/`${file:…}` references are redacted. */
     log: z
       .object({
@@ -185,3 +263,5 @@ export const configSchema = z
 
 export type GatehouseConfig = z.output<typeof configSchema>;
 export type ClientConfig = z.output<typeof clientSchema>;
+export type ExternalIssuerConfig = z.output<typeof externalIssuerSchema>;
+export type TrustRuleConfig = z.output<typeof trustRuleSchema>;

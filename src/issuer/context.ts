@@ -6,6 +6,7 @@ import type { AuditSink } from '../audit/sink.js';
 import type { RevocationSet } from '../revocation/index.js';
 import type { ClientRegistry } from './clients.js';
 import type { TokenMinter } from './mint.js';
+import type { Federation } from '../federation/federation.js';
 
 export interface IssuerContext {
   config: GatehouseConfig;
@@ -17,4 +18,6 @@ export interface IssuerContext {
   /** Revoked jti, subjects, clients and sessions: consulted by introspection and client authentication. */
   revocations: RevocationSet;
   now: () => number;
+  /** External issuers and trust rules for token exchange; absent when none are configured. */
+  federation?: Federation;
 }

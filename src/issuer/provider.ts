@@ -13,6 +13,29 @@ import {
   clientCredentialsHandler,
   clientCredentialsParams,
 } from './grants/client-credentials.js';
+import {
+  CLI_CLIENT_ID,
+  TOKEN_EXCHANGE,
+  tokenExchangeDupes,
+  tokenExchangeHandler,
+  tokenExchangeParams,
+} from './grants/token-exchange.js';
+
+/**
+ * The CLI's public client: no secret (`none`), token exchange only, no redirect URIs. The subject token
+ * is the credential, so there is nothing to steal from the client itself.
+ */
+function cliClientMetadata(idTokenAlg: string): Record<string, unknown> {
+  return {
+    client_id: CLI_CLIENT_ID,
+    client_name: 'gatehouse CLI',
+    grant_types: [TOKEN_EXCHANGE],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'none',
+    id_token_signed_response_alg: idTokenAlg,
+  };
+}
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -40,7 +63,10 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
         return c && c.source === 'store' ? (providerMetadata(c, alg) as never) : undefined;
       },
     }),
-    clients: ic.clients.configClients().map((c) => providerMetadata(c, alg)) as never,
+    clients: [
+      ...ic.clients.configClients().map((c) => providerMetadata(c, alg)),
+      cliClientMetadata(alg),
+    ] as never,
     clientDefaults: {
       grant_types: [CLIENT_CREDENTIALS],
       response_types: [],
@@ -81,6 +107,13 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     clientCredentialsHandler(ic),
     clientCredentialsParams,
     clientCredentialsDupes,
+  );
+
+  provider.registerGrantType(
+    TOKEN_EXCHANGE,
+    tokenExchangeHandler(ic),
+    tokenExchangeParams,
+    tokenExchangeDupes,
   );
 
   // Client secrets are stored hashed, with expiry and rotation overlap, so Gatehouse checks them itself;
@@ -165,5 +198,6 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
   // Static client metadata is validated lazily by the library: look each one up now so a bad client
   // fails the start, not the first request.
   for (const c of ic.clients.configClients()) await provider.Client.find(c.id);
+  await provider.Client.find(CLI_CLIENT_ID);
   return provider;
 }

@@ -14,6 +14,7 @@ import { ClientRegistry } from '../issuer/clients.js';
 import { TokenMinter } from '../issuer/mint.js';
 import { Issuer } from '../issuer/issuer.js';
 import type { IssuerContext } from '../issuer/context.js';
+import { createFederation } from '../federation/index.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { countingAuditSink, createMetrics, type Metrics } from './metrics.js';
 import { openStore } from './open-store.js';
@@ -139,6 +140,7 @@ export async function startGatehouse(
       audit: issuerAudit,
       revocations,
       now,
+      federation: createFederation(config, { keys, revocations, now }),
     };
     const cookieKeys = JSON.parse(
       await store.initMeta('cookie_keys', JSON.stringify([randomBytes(32).toString('base64url')])),
