@@ -103,6 +103,11 @@ export class KeyRing {
     return (this.#opts.now ?? Date.now)();
   }
 
+  /** The key-encryption keys this ring opens keys with; the first seals new ones. */
+  get keks(): Kek[] {
+    return [...this.#opts.keks];
+  }
+
   /** Bumped on every reload; lets callers rebuild what they derived from the key set. */
   get version(): number {
     return this.#version;
@@ -159,11 +164,9 @@ export class KeyRing {
       (k) => k.state === 'active' && loaded.some((l) => l.kid === k.kid),
     );
     this.#signing = opts.beforeSigning && stillPublished.length > 0 ? stillPublished : loaded;
-    try {
-      if (opts.beforeSigning) await opts.beforeSigning();
-    } finally {
-      this.#signing = loaded;
-    }
+    // When publishing fails, the old key keeps signing (it is what is served); the next load retries.
+    if (opts.beforeSigning) await opts.beforeSigning();
+    this.#signing = loaded;
   }
 
   /** On first start there is nothing published yet, so the first key is active at once. */

@@ -244,8 +244,10 @@ export class RotationScheduler {
     return this.#holder;
   }
 
+  /** Checks at once (a server restarted late catches up) and then every `checkIntervalMs`. */
   start(): void {
     if (this.#timer || this.#stopped) return;
+    this.tick().catch((err: unknown) => this.#opts.onError?.(err));
     this.#timer = setInterval(() => {
       this.tick().catch((err: unknown) => this.#opts.onError?.(err));
     }, this.#opts.checkIntervalMs);
