@@ -29,7 +29,10 @@ export interface ReplicaSetup {
   issuer: string;
   kekText: string;
   /** Writes a replica's config file (store URL may point at a forwarder) and returns its path. */
-  writeConfig(name: string, opts?: { databaseUrl?: string; grace?: string; yaml?: string }): string;
+  writeConfig(
+    name: string,
+    opts?: { databaseUrl?: string; grace?: string; yaml?: string; keys?: string },
+  ): string;
   close(): Promise<void>;
 }
 
@@ -67,7 +70,7 @@ export async function setupReplicas(
           `    url: "${o.databaseUrl ?? db.url}"`,
           `    pool: 4`,
           `    grace: ${o.grace ?? '30s'}`,
-          `keys: { encryption_key: "\${file:kek}" }`,
+          `keys: { encryption_key: "\${file:kek}"${o.keys ? `, ${o.keys}` : ''} }`,
           `log: { level: warn }`,
           o.yaml ?? CLIENT_YAML,
         ].join('\n'),

@@ -149,3 +149,66 @@ describe('replicas on one PostgreSQL', { skip }, () => {
     assert.equal(v.code, 0, v.stdout + v.stderr);
   });
 });
+
+describe('key rotation across replicas', { skip }, () => {
+  let s: ReplicaSetup;
+  let a: Replica;
+  let b: Replica;
+  let admin: PostgresStore;
+  let secret: string;
+
+  before(async () => {
+    const setup = await setupReplicas();
+    if ('skip' in setup) throw new Error(setup.skip);
+    s = setup;
+    const keys = 'rotation: { propagation: 2s, check_interval: 250ms }';
+    a = await startReplica(s.writeConfig('a', { keys }));
+    b = await startReplica(s.writeConfig('b', { keys }));
+    admin = new PostgresStore({ url: s.databaseUrl, pool: 2 });
+    await admin.init();
+    secret = (await rotateSecret(admin, 'ci', { overlapMs: 0, now: Date.now() })).secret;
+  });
+  after(async () => {
+    await Promise.all([a?.cli.stop(), b?.cli.stop()]);
+    await admin?.close();
+    await s?.close();
+  });
+
+  test('rotate on A → B serves the new key before any token is signed with it', async () => {
+    const oldKid = (await admin.listKeys()).find((k) => k.state === 'active')!.kid;
+    const cli = await runCli(['keys', 'rotate', '--config', a.config]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const next = (await admin.listKeys()).find((k) => k.state === 'next');
+    assert.ok(next, 'a next key is waiting');
+    let bPublishedAt: number | undefined;
+    let firstSignedAt: number | undefined;
+    const deadline = Date.now() + 15_000;
+    while (firstSignedAt === undefined && Date.now() < deadline) {
+      for (const r of [a, b]) {
+        const res = await requestToken(r.url, { id: 'ci', secret }, { audience: 'x' });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        const token = res.body.access_token as string;
+        const kid = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid as string;
+        // Every token, whichever replica signed it, verifies against the other replica's JWKS now.
+        for (const other of [a, b]) {
+          const set = await jwks(other);
+          assert.ok(
+            set.keys.some((k) => k.kid === kid),
+            `${kid === next.kid ? 'new' : 'old'} key missing from a replica's JWKS`,
+          );
+        }
+        if (kid === next.kid) firstSignedAt ??= Date.now();
+      }
+      if (bPublishedAt === undefined && (await jwks(b)).keys.some((k) => k.kid === next.kid))
+        bPublishedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(firstSignedAt !== undefined, 'the new key signed within the test');
+    assert.ok(bPublishedAt !== undefined && bPublishedAt < firstSignedAt, 'B published it first');
+    // Exactly one key signs afterwards; the old one stays published for the tokens it signed.
+    const states = await admin.listKeys();
+    assert.equal(states.filter((k) => k.state === 'active').length, 1);
+    assert.equal(states.find((k) => k.kid === oldKid)?.state, 'retired');
+    assert.ok((await jwks(b)).keys.some((k) => k.kid === oldKid));
+  });
+});
