@@ -7,9 +7,10 @@ import { register as clients } from './clients.js';
 import { register as configCheck } from './config-check.js';
 import { register as audit } from './audit.js';
 import { register as revoke } from './revoke.js';
+import { register as policy } from './policy.js';
 import { register as keys } from './keys.js';
 import { register as decode } from './decode.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [serve, dev, token, decode, clients, configCheck, audit, revoke, keys];
+export const commands: RegisterCommand[] = [serve, dev, token, decode, clients, configCheck, audit, revoke, keys, policy];

@@ -1,0 +1,247 @@
+// Signing-key rotation as verifiers see it over HTTP: a new key is in the JWKS before it signs, old
+// tokens verify until their key leaves, no token is ever signed with an unpublished key (even under
+// load during an immediate swap), the CLI's rotation reaches a running server, and KEK rewrap.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
+import {
+  requestToken,
+  runCli,
+  startTestGatehouse,
+  tempDir,
+  type TestGatehouse,
+} from '../helpers/gatehouse.js';
+import { rotateKeys } from '../../src/keys/rotation.js';
+import { generateKekText, parseKek } from '../../src/keys/seal.js';
+import { GatehouseError } from '../../src/lib/errors.js';
+
+const H = 3_600_000;
+const D = 24 * H;
+const YAML = `
+tokens:
+  max_ttl: 1h
+  clock_skew: 60s
+clients:
+  - id: ci
+    allowed_audiences: ["**"]
+`;
+
+async function jwksKids(url: string): Promise<string[]> {
+  const res = await fetch(`${url}/jwks`);
+  assert.equal(res.status, 200);
+  return ((await res.json()) as { keys: JWK[] }).keys.map((k) => String(k.kid));
+}
+
+async function until(what: string, fn: () => Promise<boolean>, ms = 1000): Promise<number> {
+  const started = Date.now();
+  while (!(await fn())) {
+    if (Date.now() - started > ms) assert.fail(`${what} did not happen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return Date.now() - started;
+}
+
+async function token(t: TestGatehouse, secret: string, form: Record<string, string> = {}): Promise<string> {
+  const r = await requestToken(t.url, { id: 'ci', secret }, { audience: 'vault', ...form });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return String(r.body.access_token);
+}
+
+const kidOf = (jwt: string) => String(decodeProtectedHeader(jwt).kid);
+
+describe('scheduled rotation, seen over HTTP', () => {
+  test('next is published before it signs; old tokens verify until removeAfter; then the key leaves', async () => {
+    let t0 = Date.now();
+    const now = () => t0;
+    const t = await startTestGatehouse({ yaml: YAML, now });
+    try {
+      const secret = await t.secretFor('ci');
+      const first = kidOf(await token(t, secret));
+      assert.deepEqual(await jwksKids(t.url), [first]);
+
+      t0 += 30 * D;
+      assert.deepEqual(
+        (await t.gh.rotation.tick()).map((s) => s.kind),
+        ['create'],
+      );
+      let next = '';
+      await until('the next key is published', async () => {
+        const kids = await jwksKids(t.url);
+        next = kids.find((k) => k !== first) ?? '';
+        return kids.length === 2;
+      });
+      // Published, not signing: verifiers fetch it ahead of its first token.
+      t0 += H / 2;
+      const during = await token(t, secret, { expires_in: '3600' });
+      assert.equal(kidOf(during), first);
+
+      t0 += H / 2;
+      assert.deepEqual(
+        (await t.gh.rotation.tick()).map((s) => s.kind),
+        ['promote'],
+      );
+      await until('the new key signs', async () => kidOf(await token(t, secret)) === next);
+      assert.deepEqual((await jwksKids(t.url)).sort(), [first, next].sort());
+      // A token from the old key still verifies against the served JWKS.
+      const remote = createRemoteJWKSet(new URL(`${t.url}/jwks`));
+      await jwtVerify(during, remote, { currentDate: new Date(t0), audience: 'vault' });
+
+      t0 += H + 60_000;
+      assert.deepEqual(
+        (await t.gh.rotation.tick()).map((s) => s.kind),
+        ['remove'],
+      );
+      await until('the retired key leaves the JWKS', async () => (await jwksKids(t.url)).length === 1);
+      assert.deepEqual(await jwksKids(t.url), [next]);
+      await assert.rejects(
+        jwtVerify(during, createRemoteJWKSet(new URL(`${t.url}/jwks`)), {
+          currentDate: new Date(t0 - H),
+        }),
+        { code: 'ERR_JWKS_NO_MATCHING_KEY' },
+      );
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('concurrent issuance during an immediate swap', () => {
+  test('every token is signed by a key in the JWKS fetched right after, and verifies', async () => {
+    const t = await startTestGatehouse({ yaml: YAML });
+    try {
+      const secret = await t.secretFor('ci');
+      const gh = t.gh;
+      const deps = { store: gh.store, keks: gh.keys.keks, audit: gh.audit, now: Date.now, by: 'test' };
+      const policy = {
+        algorithm: 'ES256' as const,
+        everyMs: 0,
+        propagationMs: H,
+        maxTokenTtlMs: H,
+        clockSkewMs: 60_000,
+      };
+      const problems: string[] = [];
+      const kids = new Set<string>();
+      let stop = false;
+      let issued = 0;
+      const worker = async () => {
+        while (!stop) {
+          try {
+            const jwt = await token(t, secret);
+            const jwks = (await (await fetch(`${t.url}/jwks`)).json()) as { keys: JWK[] };
+            const kid = kidOf(jwt);
+            kids.add(kid);
+            issued++;
+            if (!jwks.keys.some((k) => k.kid === kid)) problems.push(`kid ${kid} not in the JWKS after`);
+            else await jwtVerify(jwt, createLocalJWKSet(jwks), { audience: 'vault' });
+          } catch (e) {
+            problems.push(String((e as Error)?.stack ?? e));
+            return;
+          }
+        }
+      };
+      const workers = Array.from({ length: 16 }, worker);
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 60));
+        await rotateKeys(deps, policy, { now: true });
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      stop = true;
+      await Promise.all(workers);
+      assert.deepEqual(problems, []);
+      assert.ok(issued > 20, `only ${issued} tokens issued`);
+      assert.ok(kids.size >= 3, `tokens were signed by ${kids.size} keys; the swap was not exercised`);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('gatehouse keys (CLI) against a running server', () => {
+  test('keys rotate --now on the data dir is picked up within a second; keys list shows states', async () => {
+    const t = await startTestGatehouse({ yaml: YAML });
+    try {
+      const secret = await t.secretFor('ci');
+      writeFileSync(join(t.dir, 'kek'), t.gh.config.keys.encryption_key + '\n');
+      const first = kidOf(await token(t, secret));
+      const r = await runCli(['keys', 'rotate', '--now', '--data-dir', t.dir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /verifiers that cached the JWKS/);
+      const list = await runCli(['keys', 'list', '--json', '--data-dir', t.dir]);
+      assert.equal(list.code, 0, list.stderr);
+      const rows = JSON.parse(list.stdout) as Array<{ kid: string; state: string; remove_after: string }>;
+      const active = rows.find((k) => k.state === 'active');
+      assert.ok(active && active.kid !== first);
+      assert.equal(rows.find((k) => k.kid === first)?.state, 'retired');
+      const took = await until(
+        'the server signs with the new key',
+        async () => kidOf(await token(t, secret)) === active.kid,
+      );
+      assert.ok(took < 1000);
+      assert.ok((await jwksKids(t.url)).includes(first), 'the retired key stays published');
+
+      // Without --now the key waits, published, for the server to promote it.
+      const r2 = await runCli(['keys', 'rotate', '--data-dir', t.dir]);
+      assert.equal(r2.code, 0, r2.stderr);
+      const waiting = /next key (\S+)/.exec(r2.stdout)?.[1];
+      assert.ok(waiting);
+      await until('the next key is published', async () => (await jwksKids(t.url)).includes(waiting));
+      assert.equal(kidOf(await token(t, secret)), active.kid);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('gatehouse keys rewrap', () => {
+  test('after rewrap and dropping the old KEK the server starts and signs; with a wrong KEK it names the KEK', async () => {
+    const dir = tempDir();
+    const db = join(dir, 'gatehouse.db');
+    const oldKek = generateKekText();
+    const newKek = generateKekText();
+    const base = (kek: string) => ({ store: { sqlite: { path: db } }, keys: { encryption_key: kek } });
+    let t = await startTestGatehouse({ yaml: YAML, base: base(oldKek) });
+    await t.close();
+
+    writeFileSync(join(dir, 'old-kek'), oldKek + '\n');
+    writeFileSync(join(dir, 'new-kek'), newKek + '\n');
+    writeFileSync(
+      join(dir, 'gatehouse.yaml'),
+      `issuer: { url: "http://127.0.0.1:1" }
+store: { sqlite: { path: ${JSON.stringify(db)} } }
+keys:
+  encryption_key: \${file:new-kek}
+  previous_encryption_keys: ["\${file:old-kek}"]
+`,
+    );
+    const r = await runCli(['keys', 'rewrap', '--config', join(dir, 'gatehouse.yaml')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /re-sealed 1 key/);
+    assert.ok(!r.stdout.includes(newKek) && !r.stderr.includes(newKek), 'the KEK is never printed');
+    const list = JSON.parse(
+      (await runCli(['keys', 'list', '--json', '--config', join(dir, 'gatehouse.yaml')])).stdout,
+    ) as Array<{ sealed_with: string }>;
+    assert.deepEqual(
+      list.map((k) => k.sealed_with),
+      [parseKek(newKek).id],
+    );
+
+    t = await startTestGatehouse({ yaml: YAML, base: base(newKek) });
+    try {
+      const secret = await t.secretFor('ci');
+      const jwt = await token(t, secret);
+      await jwtVerify(jwt, createRemoteJWKSet(new URL(`${t.url}/jwks`)), { audience: 'vault' });
+    } finally {
+      await t.close();
+    }
+
+    await assert.rejects(startTestGatehouse({ yaml: YAML, base: base(oldKek) }), (e: unknown) => {
+      assert.ok(e instanceof GatehouseError);
+      assert.equal(e.code, 'ERR_KEY_UNSEAL_FAILED');
+      assert.ok(e.message.includes(parseKek(newKek).id), e.message);
+      assert.ok(!e.message.includes(oldKek) && !e.message.includes(newKek));
+      return true;
+    });
+  });
+});
