@@ -3,6 +3,8 @@
 import { formatDuration } from '../lib/duration.js';
 import type { GatehouseConfig } from './schema.js';
 import { PolicyError } from '../policy/errors.js';
+import { compilePolicy, type RuleSpec } from '../policy/index.js';
+import { parseCidr } from '../policy/cidr.js';
 import { TrustRules } from '../federation/trust-rules.js';
 
 /** `trust_rules[2].conditions.all[0].glob` → ['trust_rules', 2, 'conditions', 'all', 0, 'glob']. */
@@ -97,6 +99,7 @@ export interface CrossProblem {
 
 export function checkConfig(config: GatehouseConfig): CrossProblem[] {
   const problems: CrossProblem[] = [];
+  checkRoutes(config, problems);
   const { tokens } = config;
   if (tokens.default_ttl > tokens.max_ttl) {
     problems.push({
@@ -131,4 +134,56 @@ export function checkConfig(config: GatehouseConfig): CrossProblem[] {
   });
   checkFederation(config, problems);
   return problems;
+}
+
+/** Routes: unique names, a `from` that parses, trusted proxy CIDRs, and every policy compiled with its path. */
+function checkRoutes(config: GatehouseConfig, problems: CrossProblem[]): void {
+  const names = new Map<string, number>();
+  config.routes.forEach((route, i) => {
+    const first = names.get(route.name);
+    if (first !== undefined)
+      problems.push({
+        path: ['routes', i, 'name'],
+        message: `route name "${route.name}" is already used by routes[${first}]`,
+      });
+    else names.set(route.name, i);
+    if (!fromParses(route.from)) {
+      problems.push({
+        path: ['routes', i, 'from'],
+        message:
+          'must be an http(s) URL without query or fragment (https://app.example.com/prefix/) or a path (/demo/)',
+      });
+    }
+    try {
+      compilePolicy(route.policy as RuleSpec[], { path: `routes[${i}].policy` });
+    } catch (e) {
+      if (!(e instanceof PolicyError)) throw e;
+      for (const p of e.problems) {
+        const path: (string | number)[] = [];
+        for (const m of p.path.matchAll(/([^.[\]]+)|\[(\d+)\]/g))
+          path.push(m[2] !== undefined ? Number(m[2]) : (m[1] as string));
+        problems.push({ path, message: p.message });
+      }
+    }
+  });
+  config.proxy.trusted_proxies.forEach((cidr, i) => {
+    const c = parseCidr(cidr);
+    if (typeof c === 'string') problems.push({ path: ['proxy', 'trusted_proxies', i], message: c });
+  });
+}
+
+/** The same test as the proxy's route table applies: an http(s) URL (host may be `*.x`) or a path. */
+function fromParses(from: string): boolean {
+  try {
+    const u = from.startsWith('/') ? new URL(from, 'http://localhost') : new URL(from);
+    return (
+      (u.protocol === 'http:' || u.protocol === 'https:') &&
+      !u.search &&
+      !u.hash &&
+      !u.username &&
+      !u.password
+    );
+  } catch {
+    return false;
+  }
 }

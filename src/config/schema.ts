@@ -149,6 +149,52 @@ export const trustRuleSchema = z
   })
   .strict();
 
+/** An identity-aware proxy route (docs/proxy.md). Policies are compiled by checks.ts, with their paths. */
+export const routeSchema = z
+  .object({
+    /** A name for logs, audit records and error pages. */
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'use letters, digits, and . _ - (at most 64)'),
+    /** The public URL the route answers: scheme, host (may start with `*.`), optional port, path prefix; or a path alone (on the issuer's host). */
+    from: z.string().min(1, 'give the public URL, like https://app.example.com/ or /demo/'),
+    /** Upstream URLs, used in turn; each gets a keep-alive connection pool. */
+    to: z.array(httpUrl()).min(1, 'list at least one upstream URL'),
+    /** The audience bearer tokens must carry and the assertion gets; default the route's public URL. */
+    audience: z.string().min(1).optional(),
+    /** The rules that decide who gets through (docs/policy.md). */
+    policy: z.array(z.unknown()).default([]),
+    /** `true`: no authentication at all; a list of path globs: these paths are open. */
+    public: z.union([z.literal(true), z.array(glob())]).optional(),
+    /** Remove the route's path prefix before forwarding. */
+    strip_prefix: z.boolean().default(false),
+    /** Send the client's Host to the upstream instead of the upstream's own. */
+    preserve_host: z.boolean().default(false),
+    /** How long the upstream may take to answer (headers), and to go quiet while sending the body. */
+    timeout: duration().default(30_000),
+    /** Largest request body, in bytes; unset: no limit. */
+    max_body: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+/** Proxy-wide settings. */
+export const proxySchema = z
+  .object({
+    /** CIDRs of proxies in front of Gatehouse whose X-Forwarded-For/Proto/Host are believed. */
+    trusted_proxies: z.array(z.string()).default([]),
+    /** Largest request head (request line and headers) in bytes; larger gets 431. */
+    max_header_bytes: z.number().int().min(1024).max(1_048_576).default(16_384),
+    /** Requests served on one connection before it is closed. */
+    max_requests_per_socket: z.number().int().min(0).default(1000),
+    /** How long a client may take to send the request head. */
+    headers_timeout: duration().default(15_000),
+    /** How long a client may take to send a whole request. */
+    request_timeout: duration().default(60_000),
+    /** Lifetime of the X-Gatehouse-Assertion JWT sent upstream. */
+    assertion_ttl: duration().default(60_000),
+    /** Verified bearer tokens kept in memory (keyed by a SHA-256 of the whole token). */
+    token_cache_size: z.number().int().min(0).default(10_000),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Who Gatehouse is. */
@@ -248,6 +294,18 @@ export const configSchema = z
     external_issuers: z.array(externalIssuerSchema).default([]),
     /** Trust rules: which external tokens get which Gatehouse tokens; see docs/federation.md. */
     trust_rules: z.array(trustRuleSchema).default([]),
+    /** Identity-aware proxy routes. */
+    routes: z.array(routeSchema).default([]),
+    /** Identity-aware proxy settings. */
+    proxy: proxySchema.default({
+      trusted_proxies: [],
+      max_header_bytes: 16_384,
+      max_requests_per_socket: 1000,
+      headers_timeout: 15_000,
+      request_timeout: 60_000,
+      assertion_ttl: 60_000,
+      token_cache_size: 10_000,
+    }),
     /** Logging; values from `${env:…}`/`${file:…}` references are redacted. */
     log: z
       .object({
@@ -263,5 +321,7 @@ export const configSchema = z
 
 export type GatehouseConfig = z.output<typeof configSchema>;
 export type ClientConfig = z.output<typeof clientSchema>;
+export type RouteConfig = z.output<typeof routeSchema>;
+export type ProxyConfig = z.output<typeof proxySchema>;
 export type ExternalIssuerConfig = z.output<typeof externalIssuerSchema>;
 export type TrustRuleConfig = z.output<typeof trustRuleSchema>;

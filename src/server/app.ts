@@ -19,6 +19,7 @@ import { createLogger, type Logger } from '../lib/logger.js';
 import { countingAuditSink, createMetrics, type Metrics } from './metrics.js';
 import { openStore } from './open-store.js';
 import { StoreHealth } from './store-health.js';
+import { Proxy } from '../proxy/proxy.js';
 
 export interface StartOptions {
   /** Use this store instead of opening the configured one (the caller closes it). */
@@ -46,6 +47,7 @@ export interface Gatehouse {
   /** Whether the store answers; what keeps serving without it (docs/scaling.md). */
   readonly storeHealth: StoreHealth;
   readonly metrics: Metrics;
+  readonly proxy: Proxy;
   readonly logger: Logger;
   close(): Promise<void>;
 }
@@ -68,10 +70,17 @@ export async function startGatehouse(
   // Listen first, so a port-0 server knows its own URL before the issuer is built; until the parts are
   // up, requests get 503.
   let ready: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
+  // A proxy's limits: a slow or oversized request head is cut off (431 above max_header_bytes).
+  const timeouts = {
+    requestTimeout: inputConfig.proxy.request_timeout,
+    headersTimeout: inputConfig.proxy.headers_timeout,
+    maxHeaderSize: inputConfig.proxy.max_header_bytes,
+  };
+  const server = createServer(timeouts, (req, res) => {
     if (ready) ready(req, res);
     else sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'starting' });
   });
+  server.maxRequestsPerSocket = inputConfig.proxy.max_requests_per_socket;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? inputConfig.server.port, opts.host ?? inputConfig.server.host, () =>
@@ -178,9 +187,16 @@ export async function startGatehouse(
     rotation.start();
     cleanups.push(() => rotation.stop());
 
+    // Routes are compiled once here; the hot path touches no database.
+    const proxy = new Proxy({ config, keys, revocations, audit, logger, now });
+    cleanups.push(() => proxy.close());
+
     ready = (req, res) => {
       const started = process.hrtime.bigint();
-      const kind = route(req);
+      const own = route(req);
+      // Gatehouse's own /.gatehouse/ paths win; then a request matching a route goes to the proxy.
+      const target = own === 'gatehouse' ? undefined : proxy.match(req);
+      const kind = target ? 'proxy' : own;
       res.on('finish', () => {
         const s = Number(process.hrtime.bigint() - started) / 1e9;
         metrics.httpDuration.observe(
@@ -188,7 +204,7 @@ export async function startGatehouse(
           s,
         );
       });
-      handle(kind, req, res).catch((err: unknown) => {
+      (target ? proxy.handle(req, res, target) : handle(kind, req, res)).catch((err: unknown) => {
         logger.error({ err }, 'request failed');
         if (!res.headersSent)
           sendJson(res, 500, { error: 'server_error', error_description: 'internal error' });
@@ -269,6 +285,7 @@ export async function startGatehouse(
       rotation,
       storeHealth: health,
       metrics,
+      proxy,
       logger,
       close() {
         closing ??= (async () => {

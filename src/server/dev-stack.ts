@@ -9,6 +9,8 @@ import { rotateSecret } from '../issuer/client-secrets.js';
 import type { Logger } from '../lib/logger.js';
 import { createLogger } from '../lib/logger.js';
 import { startGatehouse, type Gatehouse } from './app.js';
+import { startDevIdp } from './dev-idp.js';
+import { startDemoApp } from './demo-app.js';
 
 export const DEMO_CLIENT_ID = 'demo-ci';
 
@@ -50,25 +52,73 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     ),
   );
   const port = opts.port ?? 8080;
+  // The development upstream IdP with the demo people (alice, bob), wired below as connector `dev`.
+  const idp = await startDevIdp();
+  // The demo upstream of DESIGN.md, routed at DEMO_URL on the issuer's own port (path prefix /demo/).
+  const demo = await startDemoApp();
   const base: Record<string, unknown> = {
     issuer: { url: `http://127.0.0.1:${port}` },
     server: { host: '127.0.0.1', port },
     store: { sqlite: { path: join(dataDir, 'gatehouse.db') } },
     keys: { algorithm: 'ES256', encryption_key: kek },
+    connectors: [
+      {
+        id: 'dev',
+        name: 'Development IdP',
+        issuer: idp.url,
+        client_id: idp.clientId,
+        client_secret: idp.clientSecret,
+        scopes: ['openid', 'email', 'profile', 'groups'],
+        email_domains: ['example.com'],
+      },
+    ],
+    roles: { admin: ['admins'], engineer: ['engineering'] },
     log: { level: 'warn', format: 'pretty' },
+    routes: [
+      {
+        name: 'demo',
+        from: '/demo/',
+        to: [demo.url],
+        policy: [
+          {
+            name: 'admin-area',
+            deny: { all: [{ path: ['/demo/admin', '/demo/admin/**'] }, { not: { roles: ['admin'] } }] },
+            message: 'the admin area needs role admin',
+          },
+          { name: 'signed-in', allow: { claim: 'sub', exists: true } },
+        ],
+      },
+    ],
   };
-  const loaded = opts.configFile
-    ? await loadConfig(opts.configFile, { base })
-    : parseConfigText('', { file: '(dev defaults)', baseDir: dataDir, base });
-  const logger =
-    opts.logger ??
-    createLogger({
-      level: loaded.config.log.level,
-      format: loaded.config.log.format,
-      secrets: [...loaded.secrets, kek],
-    });
-  const gatehouse = await startGatehouse(loaded.config, { logger, issuerFromAddress: true });
+  let gatehouse: Gatehouse;
   try {
+    const loaded = opts.configFile
+      ? await loadConfig(opts.configFile, { base })
+      : parseConfigText('', { file: '(dev defaults)', baseDir: dataDir, base });
+    const logger =
+      opts.logger ??
+      createLogger({
+        level: loaded.config.log.level,
+        format: loaded.config.log.format,
+        secrets: [...loaded.secrets, kek],
+      });
+    gatehouse = await startGatehouse(loaded.config, { logger, issuerFromAddress: true });
+  } catch (e) {
+    await demo.close();
+    throw e;
+  }
+  try {
+    idp.allowRedirect(
+      gatehouse.browserAuth.redirectUri,
+      `${gatehouse.config.issuer.url}/.gatehouse/signed-out`,
+    );
+    warn(`WARNING: dev mode runs a development IdP at ${idp.url} whose passwords are printed below`);
+    // The dev IdP stops with Gatehouse.
+    const closeGatehouse = gatehouse.close.bind(gatehouse);
+    gatehouse.close = async () => {
+      await closeGatehouse();
+      await idp.close();
+    };
     // The demo service account lives in the store, so admin commands on the data dir see it too.
     const { store } = gatehouse;
     const now = Date.now();
@@ -106,6 +156,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       `GATEHOUSE_SERVER=${gatehouse.config.issuer.url}`,
       `GATEHOUSE_CLIENT_ID=${DEMO_CLIENT_ID}`,
       `GATEHOUSE_CLIENT_SECRET=${secret}`,
+      `DEMO_URL=${gatehouse.config.issuer.url}/demo/`,
+      ...idp.people.map((p) => `LOGIN ${p.username} / ${p.password}`),
       `ready issuer=${gatehouse.config.issuer.url} discovery=${gatehouse.config.issuer.url}/.well-known/openid-configuration data_dir=${dataDir}`,
     ];
     return {
@@ -113,10 +165,14 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       clientId: DEMO_CLIENT_ID,
       clientSecret: secret,
       lines,
-      close: () => gatehouse.close(),
+      close: async () => {
+        await gatehouse.close();
+        await demo.close();
+      },
     };
   } catch (e) {
     await gatehouse.close();
+    await demo.close();
     throw e;
   }
 }

@@ -1,0 +1,428 @@
+// The identity-aware proxy: for a request whose host and normalized path match a route, authenticate
+// (bearer token or session cookie), decide with the route's policy, audit, and forward to the upstream
+// with sanitized headers and a signed identity. Fails closed: any error before forwarding denies.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, pipeline } from 'node:stream';
+import { Pool } from 'undici';
+import { GatehouseError } from '../lib/errors.js';
+import type { GatehouseConfig } from '../config/schema.js';
+import type { KeyRing } from '../keys/keyring.js';
+import type { RevocationSet } from '../revocation/index.js';
+import { newAuditId, type AuditLog } from '../audit/index.js';
+import type { PartLogger } from '../audit/logger.js';
+import type { BrowserAuth, Identity } from '../session/types.js';
+import type { Decision } from '../policy/index.js';
+import { parseCidr, parseIp, matchCidr, type Cidr } from '../policy/cidr.js';
+import { normalizeTarget, isRefusal } from './normalize-path.js';
+import { readInboundHeaders, responseHeaders, type InboundHeaders } from './headers.js';
+import { RouteTable, splitHost, type CompiledRoute } from './routes.js';
+import { BearerVerifier } from './bearer.js';
+import { AssertionSigner } from './assertion.js';
+import { bearerChallenge, missingRequirement, sendRefusal, wantsHtml } from './responses.js';
+
+export interface ProxyOptions {
+  config: GatehouseConfig;
+  keys: KeyRing;
+  revocations: RevocationSet;
+  audit: AuditLog;
+  logger: PartLogger;
+  now?: () => number;
+  browserAuth?: BrowserAuth;
+}
+
+/** A request the proxy has claimed: either refused outright (400) or matched to a route. */
+export type ProxyTarget =
+  | { kind: 'refuse'; reason: string }
+  | {
+      kind: 'route';
+      route: CompiledRoute;
+      path: string;
+      query: string;
+      headers: InboundHeaders;
+      host: string;
+    };
+
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+
+function headerSafe(v: string): string {
+  // Claims come from verified tokens and sessions, but a header value must still be one line of ASCII.
+  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
+}
+
+function listHeader(list: readonly string[]): string {
+  return list
+    .map((v) => (/[,\s%]/.test(v) || !/^[\x21-\x7e]*$/.test(v) ? encodeURIComponent(v) : v))
+    .join(',');
+}
+
+export class Proxy {
+  readonly routes: RouteTable;
+  browserAuth: BrowserAuth | undefined;
+  readonly #revocations: RevocationSet;
+  readonly #audit: AuditLog;
+  readonly #logger: PartLogger;
+  readonly #now: () => number;
+  readonly #bearer: BearerVerifier;
+  readonly #assertions: AssertionSigner;
+  readonly #trusted: Cidr[];
+  readonly #pools = new Map<string, Pool>();
+  readonly #next = new Map<string, number>();
+  #closed = false;
+
+  constructor(opts: ProxyOptions) {
+    this.#revocations = opts.revocations;
+    this.#audit = opts.audit;
+    this.#logger = opts.logger;
+    this.#now = opts.now ?? Date.now;
+    this.browserAuth = opts.browserAuth;
+    const issuer = opts.config.issuer.url;
+    this.routes = new RouteTable(opts.config.routes, issuer);
+    this.#bearer = new BearerVerifier({
+      issuer,
+      keys: opts.keys,
+      revocations: opts.revocations,
+      clockSkewMs: opts.config.tokens.clock_skew,
+      cacheSize: opts.config.proxy.token_cache_size,
+      now: this.#now,
+    });
+    this.#assertions = new AssertionSigner({
+      issuer,
+      keys: opts.keys,
+      ttlMs: opts.config.proxy.assertion_ttl,
+      now: this.#now,
+    });
+    this.#trusted = opts.config.proxy.trusted_proxies.map((t) => {
+      const c = parseCidr(t);
+      if (typeof c === 'string')
+        throw new GatehouseError('ERR_CONFIG_INVALID', c, { field: 'proxy.trusted_proxies' });
+      return c;
+    });
+    for (const r of this.routes.routes)
+      for (const u of r.upstreams)
+        if (!this.#pools.has(u.origin))
+          this.#pools.set(u.origin, new Pool(u.origin, { connections: 256, keepAliveTimeout: 30_000 }));
+  }
+
+  /** Whether this request is the proxy's, and if so what to do with it. Undefined: not a route. */
+  match(req: IncomingMessage): ProxyTarget | undefined {
+    if (this.routes.routes.length === 0) return undefined;
+    const host = req.headers.host ?? '';
+    if (!this.routes.hasHost(host)) return undefined;
+    const headers = readInboundHeaders(req.rawHeaders);
+    if ('refused' in headers) return { kind: 'refuse', reason: headers.refused };
+    const target = normalizeTarget(req.url ?? '/');
+    if (isRefusal(target)) return { kind: 'refuse', reason: target.refused };
+    // An absolute-form target names its own host: it must be the Host header's, or it is refused.
+    if (target.authority !== undefined && target.authority !== host.toLowerCase())
+      return { kind: 'refuse', reason: 'the absolute-form target names another host than Host' };
+    const route = this.routes.match(host, target.path);
+    if (!route) return undefined;
+    return { kind: 'route', route, path: target.path, query: target.query, headers, host };
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, target: ProxyTarget): Promise<void> {
+    if (target.kind === 'refuse') {
+      this.#logger.warn({ reason: target.reason, method: req.method }, 'proxy refused a malformed request');
+      return sendRefusal(req, res, {
+        status: 400,
+        error: 'invalid_request',
+        description: `refused: ${target.reason}`,
+      });
+    }
+    const { route, path, headers } = target;
+    const peer = req.socket.remoteAddress ?? '';
+    const trusted = this.#isTrusted(peer);
+    const sourceIp = trusted ? this.#clientAddress(peer, headers.forwardedFor) : peer;
+    const base = { route: route.name, method: req.method, host: target.host, path, source_ip: sourceIp };
+
+    if (route.config.max_body !== undefined) {
+      const len = Number(req.headers['content-length'] ?? 0);
+      if (len > route.config.max_body) {
+        return sendRefusal(req, res, {
+          status: 413,
+          error: 'request_too_large',
+          description: `the request body is larger than this route accepts (${route.config.max_body} bytes)`,
+        });
+      }
+    }
+
+    if (route.isPublic(path)) return this.#forward(req, res, target, undefined, sourceIp, trusted);
+
+    let identity: Identity | undefined;
+    try {
+      const m = headers.authorization !== undefined ? BEARER.exec(headers.authorization) : null;
+      if (m) {
+        identity = await this.#bearer.verify(m[1] as string, route.audience);
+      } else if (this.browserAuth) {
+        identity = await this.browserAuth.identify(req);
+        if (identity) {
+          const revoked = this.#revocations.check({
+            sub: identity.sub,
+            sid: identity.sessionId,
+            ...(typeof identity.claims.iat === 'number' ? { iat: identity.claims.iat } : {}),
+          });
+          if (revoked) identity = undefined;
+        }
+      }
+    } catch (e) {
+      const auditId = newAuditId();
+      if (e instanceof GatehouseError && e.code.startsWith('ERR_TOKEN_')) {
+        await this.#auditDenied(auditId, {
+          ...base,
+          stage: 'authentication',
+          code: e.code,
+          reason: e.message,
+        });
+        const description = e.message;
+        return sendRefusal(req, res, {
+          status: 401,
+          error: 'invalid_token',
+          description,
+          auditId,
+          headers: { 'www-authenticate': bearerChallenge({ code: 'invalid_token', description }) },
+        });
+      }
+      this.#logger.error({ err: e, route: route.name }, 'authentication failed with an internal error');
+      await this.#auditDenied(auditId, { ...base, stage: 'authentication', code: 'ERR_INTERNAL' });
+      return sendRefusal(req, res, {
+        status: 403,
+        error: 'access_denied',
+        description: 'the request could not be authenticated',
+        auditId,
+      });
+    }
+
+    if (!identity) {
+      const method = req.method ?? '';
+      if (this.browserAuth && (method === 'GET' || method === 'HEAD') && wantsHtml(req)) {
+        return this.browserAuth.startLogin(req, res, this.#publicUrl(route, target));
+      }
+      return sendRefusal(req, res, {
+        status: 401,
+        error: 'unauthorized',
+        description: 'this route needs a bearer token (Authorization: Bearer …) or a session',
+        headers: { 'www-authenticate': bearerChallenge() },
+      });
+    }
+
+    let decision: Decision;
+    try {
+      decision = route.policy.evaluate({
+        claims: {
+          ...identity.claims,
+          sub: identity.sub,
+          roles: identity.roles,
+          groups: identity.groups,
+          ...(identity.email !== undefined ? { email: identity.email } : {}),
+        },
+        request: { method: req.method ?? '', path, host: splitHost(target.host)?.name ?? '', sourceIp },
+        now: new Date(this.#now()),
+      });
+    } catch (e) {
+      this.#logger.error({ err: e, route: route.name }, 'policy evaluation threw; denying');
+      decision = {
+        allowed: false,
+        effect: 'deny',
+        reasons: [],
+        message: 'the policy could not be evaluated',
+        shadow: [],
+      };
+    }
+    const who = {
+      sub: identity.sub,
+      auth: identity.source,
+      ...(identity.jti !== undefined ? { jti: identity.jti } : {}),
+      ...(typeof identity.claims.client_id === 'string' ? { client_id: identity.claims.client_id } : {}),
+    };
+    if (!decision.allowed) {
+      const auditId = newAuditId();
+      await this.#auditDenied(auditId, { ...base, ...who, stage: 'policy', decision });
+      const missing = missingRequirement(decision);
+      return sendRefusal(req, res, {
+        status: 403,
+        error: 'access_denied',
+        description: decision.message ?? `no rule of route "${route.name}" lets you in`,
+        auditId,
+        missing,
+      });
+    }
+    // Allowed requests are audited without waiting: the batch commit is fast, and a failure is logged.
+    this.#audit
+      .append('access.allowed', { ...base, ...who, rule: decision.rule })
+      .catch((err: unknown) => this.#logger.error({ err }, 'audit of an allowed request failed'));
+    return this.#forward(req, res, target, identity, sourceIp, trusted);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#pools.values()].map((p) => p.close().catch(() => p.destroy())));
+  }
+
+  #isTrusted(peer: string): boolean {
+    if (this.#trusted.length === 0) return false;
+    const ip = parseIp(peer);
+    return ip !== undefined && this.#trusted.some((c) => matchCidr(c, ip));
+  }
+
+  /** The first address from the right of X-Forwarded-For that is not a trusted proxy. */
+  #clientAddress(peer: string, xff: string | undefined): string {
+    if (!xff) return peer;
+    const hops = xff.split(',').map((s) => s.trim());
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const h = hops[i] as string;
+      if (!parseIp(h)) return peer;
+      if (!this.#isTrusted(h)) return h;
+    }
+    return hops[0] ?? peer;
+  }
+
+  #publicUrl(route: CompiledRoute, target: Extract<ProxyTarget, { kind: 'route' }>): string {
+    // The host is the route's, or (for a wildcard route) the Host header that matched its pattern.
+    const h = splitHost(target.host);
+    const host = route.host.includes('*') && h ? h.name : route.host;
+    return `${route.scheme}//${host}${route.port ? `:${route.port}` : ''}${target.path}${target.query}`;
+  }
+
+  async #auditDenied(auditId: string, data: Record<string, unknown>): Promise<void> {
+    try {
+      await this.#audit.append('access.denied', data, { id: auditId });
+    } catch (err) {
+      this.#logger.error({ err, auditId }, 'audit of a denied request failed');
+    }
+  }
+
+  #pickUpstream(route: CompiledRoute): URL {
+    const n = this.#next.get(route.name) ?? 0;
+    this.#next.set(route.name, n + 1);
+    return route.upstreams[n % route.upstreams.length] as URL;
+  }
+
+  async #forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: Extract<ProxyTarget, { kind: 'route' }>,
+    identity: Identity | undefined,
+    sourceIp: string,
+    trusted: boolean,
+  ): Promise<void> {
+    const { route, headers: inbound } = target;
+    const upstream = this.#pickUpstream(route);
+    const pool = this.#pools.get(upstream.origin) as Pool;
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of inbound.forward) {
+      const prev = headers[k];
+      headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    if (inbound.cookie !== undefined) headers.cookie = inbound.cookie;
+    // Authorization is kept only on public paths; a verified bearer token stays with Gatehouse.
+    if (!identity && inbound.authorization !== undefined) headers.authorization = inbound.authorization;
+    headers.host = route.config.preserve_host ? target.host : upstream.host;
+    const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    headers['x-forwarded-for'] =
+      trusted && inbound.forwardedFor
+        ? `${inbound.forwardedFor}, ${req.socket.remoteAddress ?? ''}`
+        : sourceIp;
+    headers['x-forwarded-proto'] = (trusted && inbound.forwardedProto) || proto;
+    headers['x-forwarded-host'] = (trusted && inbound.forwardedHost) || target.host;
+    if (identity) {
+      headers['x-gatehouse-user'] = headerSafe(identity.sub);
+      if (identity.email !== undefined) headers['x-gatehouse-email'] = headerSafe(identity.email);
+      headers['x-gatehouse-groups'] = listHeader(identity.groups);
+      headers['x-gatehouse-roles'] = listHeader(identity.roles);
+      try {
+        headers['x-gatehouse-assertion'] = await this.#assertions.assertionFor(identity, route.audience);
+      } catch (err) {
+        // No signed identity, no request: the upstream must never get unsigned identity alone.
+        this.#logger.error({ err, route: route.name }, 'signing the assertion failed');
+        return sendRefusal(req, res, {
+          status: 503,
+          error: 'temporarily_unavailable',
+          description: 'could not sign the identity assertion',
+        });
+      }
+    }
+    const hasBody =
+      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    let body: NodeJS.ReadableStream | null = null;
+    if (hasBody) {
+      const max = route.config.max_body;
+      if (max === undefined) body = req;
+      else {
+        let seen = 0;
+        const limiter = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            seen += chunk.length;
+            if (seen > max)
+              cb(new GatehouseError('ERR_USAGE', 'request body too large', { field: 'max_body' }));
+            else cb(null, chunk);
+          },
+        });
+        body = req.pipe(limiter);
+        req.on('error', (e) => limiter.destroy(e));
+      }
+    }
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const timeout = route.config.timeout;
+    let upstreamRes: Awaited<ReturnType<Pool['request']>>;
+    try {
+      upstreamRes = await pool.request({
+        path: route.upstreamPath(target.path, upstream) + target.query,
+        method: (req.method ?? 'GET') as 'GET',
+        headers,
+        body: body as never,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      const code = (err as { code?: string }).code ?? '';
+      const timedOut = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+      const tooLarge =
+        err instanceof GatehouseError || (err as { cause?: unknown }).cause instanceof GatehouseError;
+      if (tooLarge) {
+        return sendRefusal(req, res, {
+          status: 413,
+          error: 'request_too_large',
+          description: `the request body is larger than this route accepts (${route.config.max_body} bytes)`,
+        });
+      }
+      const auditId = newAuditId();
+      this.#audit
+        .append(
+          'upstream.failed',
+          {
+            route: route.name,
+            upstream: upstream.origin,
+            method: req.method,
+            path: target.path,
+            reason: code || 'error',
+            timed_out: timedOut,
+          },
+          { id: auditId },
+        )
+        .catch((e: unknown) => this.#logger.error({ err: e }, 'audit of an upstream failure failed'));
+      this.#logger.warn({ route: route.name, upstream: upstream.origin, code }, 'upstream request failed');
+      return sendRefusal(req, res, {
+        status: timedOut ? 504 : 502,
+        error: timedOut ? 'upstream_timeout' : 'upstream_unavailable',
+        description: timedOut
+          ? `the service behind route "${route.name}" did not answer in time`
+          : `the service behind route "${route.name}" is unavailable`,
+        auditId,
+      });
+    }
+    res.writeHead(upstreamRes.statusCode, responseHeaders(upstreamRes.headers));
+    await new Promise<void>((resolve) => {
+      pipeline(upstreamRes.body, res, (err) => {
+        if (err && !abort.signal.aborted)
+          this.#logger.warn({ route: route.name, err }, 'upstream response cut short');
+        resolve();
+      });
+    });
+  }
+}
