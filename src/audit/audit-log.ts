@@ -10,7 +10,7 @@ import { sealAuditRow } from './seal.js';
 import { assertNoSecrets } from './secret-guard.js';
 
 export interface AuditLogOptions {
-  /** How long the first append of a batch waits for others to join it. */
+  /** How long the first append of a batch waits for others to join it (0: until the end of this event-loop turn). */
   batchMs?: number;
   /** Most records in one transaction. */
   maxBatch?: number;
@@ -62,7 +62,7 @@ export class AuditLog {
 
   constructor(store: Store, options: AuditLogOptions = {}) {
     this.#store = store;
-    this.#batchMs = options.batchMs ?? 2;
+    this.#batchMs = options.batchMs ?? 0;
     this.#maxBatch = options.maxBatch ?? 256;
     this.#checkpointEvery = options.checkpointEvery ?? 1000;
     this.#signCheckpoint = options.signCheckpoint;
@@ -126,13 +126,19 @@ export class AuditLog {
     if (this.#queue.length >= this.#maxBatch) {
       this.#startWrite();
     } else if (!this.#timer) {
-      this.#timer = setTimeout(() => this.#startWrite(), this.#batchMs);
+      // With no wait configured, appends made in the same turn of the event loop still share a write;
+      // under load the write in flight gathers the next batch by itself (group commit).
+      this.#timer =
+        this.#batchMs > 0
+          ? setTimeout(() => this.#startWrite(), this.#batchMs)
+          : (setImmediate(() => this.#startWrite()) as unknown as NodeJS.Timeout);
     }
   }
 
   #startWrite(): void {
     if (this.#timer) {
-      clearTimeout(this.#timer);
+      if (this.#batchMs > 0) clearTimeout(this.#timer);
+      else clearImmediate(this.#timer as unknown as NodeJS.Immediate);
       this.#timer = undefined;
     }
     if (this.#writing || this.#queue.length === 0) return;

@@ -141,10 +141,10 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
           `client "${this.clientId}" was revoked at ${new Date(revoked.revokedAt).toISOString()}; a secret created after that works again: gatehouse clients rotate-secret ${this.clientId} (audit id ${id})`,
         );
       }
-      await ic.audit.append('client.authenticated', {
-        client_id: this.clientId,
-        secret_id: result.secret.id,
-      });
+      // No record of its own (that would cost a durable write per request): the token.issued or
+      // refusal record that follows names the secret that authenticated.
+      const ctx = Provider.ctx;
+      if (ctx) (ctx.state as Record<string, unknown>).gatehouseSecretId = result.secret.id;
       return true;
     }
     const reason =

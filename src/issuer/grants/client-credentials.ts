@@ -42,6 +42,7 @@ export function clientCredentialsHandler(ic: IssuerContext) {
         roles: client.roles,
         scope: typeof params.scope === 'string' ? params.scope : undefined,
         claims: client.claims,
+        auditData: { secret_id: (ctx.state as Record<string, unknown>).gatehouseSecretId },
       });
       ctx.body = { access_token: minted.token, token_type: 'Bearer', expires_in: minted.expiresIn };
     } catch (e) {
