@@ -7,6 +7,9 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { rotateSecret } from '../../src/issuer/client-secrets.js';
 import { requestToken, runCli } from '../helpers/gatehouse.js';
+import { testDatabase } from '../helpers/postgres.js';
+import { KeyRing } from '../../src/keys/keyring.js';
+import { generateKekText, parseKek } from '../../src/keys/seal.js';
 import {
   eventually,
   postgresSkipReason,
@@ -210,5 +213,28 @@ describe('key rotation across replicas', { skip }, () => {
     assert.equal(states.filter((k) => k.state === 'active').length, 1);
     assert.equal(states.find((k) => k.kid === oldKid)?.state, 'retired');
     assert.ok((await jwks(b)).keys.some((k) => k.kid === oldKid));
+  });
+});
+
+describe('first signing key of an empty database', { skip }, () => {
+  test('four starters at once, three times over: exactly one active key, and all sign with it', async () => {
+    for (let round = 0; round < 3; round++) {
+      const db = await testDatabase();
+      if ('skip' in db) throw new Error(db.skip);
+      const kek = parseKek(generateKekText());
+      const stores = Array.from({ length: 4 }, () => new PostgresStore({ url: db.url, pool: 2 }));
+      try {
+        await Promise.all(stores.map((st) => st.init()));
+        const rings = stores.map((st) => new KeyRing(st, { keks: [kek], algorithm: 'ES256' }));
+        await Promise.all(rings.map((r) => r.ensureActiveKey()));
+        const keys = await stores[0]!.listKeys();
+        assert.equal(keys.length, 1, `round ${round}: ${keys.length} keys`);
+        assert.equal(keys[0]!.state, 'active');
+        for (const r of rings) assert.equal(r.active().kid, keys[0]!.kid);
+      } finally {
+        await Promise.all(stores.map((st) => st.close()));
+        await db.drop();
+      }
+    }
   });
 });
