@@ -113,6 +113,9 @@ export function normalizeTarget(target: string): NormalizedTarget | TargetRefusa
   }
   const decoded = decodeOnce(rawPath);
   if (typeof decoded !== 'string') return decoded;
+  // `%25%32%65` decodes to `%252e`: the same double encoding, built from decoded hex digits.
+  if (/%25[0-9A-Fa-f]{2}/.test(decoded))
+    return { refused: 'double percent-encoding (%25 followed by hex) in the path' };
   const collapsed = decoded.replace(/\/{2,}/g, '/');
   const path = removeDotSegments(collapsed);
   return authority === undefined ? { path, query } : { path, query, authority };
