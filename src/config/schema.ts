@@ -90,11 +90,17 @@ export const externalIssuerSchema = z
     /** The token's `aud` must contain one of these exactly (what the job asked its platform for). */
     audiences: z.array(z.string().min(1)).min(1, 'list at least one audience the tokens are minted for'),
     /** Signature algorithms accepted from this issuer, compared exactly. */
-    algorithms: z.array(z.enum(['RS256', 'ES256', 'PS256', 'EdDSA'])).min(1).default(['RS256', 'ES256']),
+    algorithms: z
+      .array(z.enum(['RS256', 'ES256', 'PS256', 'EdDSA']))
+      .min(1)
+      .default(['RS256', 'ES256']),
     /** Where the key set lives, when it is not where discovery says (or the issuer has no discovery). */
     jwks_uri: httpUrl().optional(),
     /** A pinned key set (`{ keys: [...] }`) for issuers without discovery; never fetched. */
-    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).strict().optional(),
+    jwks: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+      .strict()
+      .optional(),
     /** Refuse tokens issued longer ago than this (then `iat` is required). */
     max_token_age: duration().optional(),
     /** Leeway for `exp`, `nbf` and `iat` of this issuer's tokens; default tokens.clock_skew. */
@@ -146,6 +152,88 @@ export const trustRuleSchema = z
           .default({ copy: [], map: {} }),
       })
       .strict(),
+  })
+  .strict();
+
+/** How one upstream IdP's claims become a person's subject, email, name, groups and roles. */
+export const claimMappingSchema = z
+  .object({
+    /** Claim (dotted path) that becomes the Gatehouse subject. */
+    subject: z.string().default('sub'),
+    /** Prefix put before the subject, to keep several connectors' subjects apart. */
+    subject_prefix: z.string().default(''),
+    /** Claim holding the email address. */
+    email: z.string().default('email'),
+    /** Claim holding the display name. */
+    name: z.string().default('name'),
+    /** Claims (dotted paths) whose values are groups: `groups`, `realm_access.roles`, `resource_access.jira.roles`. */
+    groups: z.array(z.string()).default(['groups']),
+    /** Claims whose values are Gatehouse roles directly (Entra app roles: `roles`). */
+    roles: z.array(z.string()).default([]),
+    /** Prefixes removed from group and role values (Keycloak's `/`, `okta-`). */
+    strip_prefix: z.array(z.string()).default([]),
+    /** Rewrites of group values after prefix stripping (an Entra group object id to a name). */
+    rename: z.record(z.string(), z.string()).default({}),
+    /** Refuse a person whose email is not verified (`email_verified` not true). */
+    require_email_verified: z.boolean().default(true),
+  })
+  .strict();
+
+/** An upstream OpenID Provider people sign in with. */
+export const connectorSchema = z
+  .object({
+    /** Short id, used in URLs and audit records. */
+    id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'use lower-case letters, digits, _ and - (at most 64)'),
+    /** Name shown on the login page. */
+    name: z.string().optional(),
+    /** The IdP's issuer URL (discovery at `/.well-known/openid-configuration` under it). */
+    issuer: httpUrl(),
+    /** Client id registered at the IdP. */
+    client_id: z.string().min(1),
+    /** Client secret, by reference (`${env:OKTA_SECRET}`); without one the connector is a public client (PKCE only). */
+    client_secret: z.string().optional(),
+    /** Scopes asked for. */
+    scopes: z.array(z.string()).default(['openid', 'email', 'profile']),
+    /** Email domains this IdP signs in (`example.com`); the login page's email hint picks the connector by them. */
+    email_domains: z.array(z.string()).default([]),
+    /** Fetch userinfo and merge it in: `auto` when the ID token lacks email or groups, `always`, or `never`. */
+    userinfo: z.enum(['auto', 'always', 'never']).default('auto'),
+    /** How claims map to subject, email, name, groups and roles. */
+    mapping: claimMappingSchema.default(claimMappingSchema.parse({})),
+    /** How often the IdP is asked again (refresh token) whether the person may still sign in. */
+    recheck_interval: duration().default(900_000),
+    /** Sign the person out at the IdP too (RP-initiated logout) when it supports it. */
+    upstream_logout: z.boolean().default(true),
+  })
+  .strict();
+
+/** An application that signs people in with Gatehouse as its OpenID Provider (Jira, Jenkins, Grafana…). */
+export const downstreamClientSchema = z
+  .object({
+    /** Client id the application sends. */
+    id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'use letters, digits, and . _ : - (at most 128)'),
+    /** A human name shown on consent and in audit records. */
+    name: z.string().optional(),
+    /** Redirect URIs, matched exactly. */
+    redirect_uris: z
+      .array(z.string().regex(/^https?:\/\/[^#\s]+$/, 'must be an absolute http(s) URL without a fragment'))
+      .min(1, 'list at least one redirect URI'),
+    /** Where the application may send people after sign-out. */
+    post_logout_redirect_uris: z.array(z.string()).default([]),
+    /** Scopes the application may ask for; claims released follow them (email, profile, groups, roles). */
+    scopes: z
+      .array(z.enum(['openid', 'email', 'profile', 'groups', 'roles', 'offline_access']))
+      .default(['openid', 'email', 'profile', 'groups', 'roles']),
+    /** A public client (no secret, PKCE only), like a single-page app. */
+    public: z.boolean().default(false),
+    /** Trusted, first-party application: no consent screen. */
+    first_party: z.boolean().default(true),
+    /** Require PKCE (S256); turn off only for applications that cannot send it. */
+    require_pkce: z.boolean().default(true),
+    /** Lifetime of a newly created secret; unset means secrets do not expire. */
+    secret_ttl: duration().optional(),
   })
   .strict();
 
@@ -294,6 +382,34 @@ export const configSchema = z
     external_issuers: z.array(externalIssuerSchema).default([]),
     /** Trust rules: which external tokens get which Gatehouse tokens; see docs/federation.md. */
     trust_rules: z.array(trustRuleSchema).default([]),
+    /** Upstream IdPs people sign in with (Okta, Entra ID, Google, Keycloak…). */
+    connectors: z.array(connectorSchema).default([]),
+    /** Role name → the groups (globs) that grant it, after each connector's mapping. */
+    roles: z.record(z.string(), z.array(glob())).default({}),
+    /** Browser sessions. */
+    sessions: z
+      .object({
+        /** A session ends after this long without a request. */
+        idle_timeout: duration().default(8 * 3_600_000),
+        /** A session ends this long after sign-in, whatever happens. */
+        absolute_timeout: duration().default(24 * 3_600_000),
+        /** Hosts (besides the issuer's) a login may return to, like `app.example.com` or `*.example.com`. */
+        return_hosts: z.array(glob()).default([]),
+        /** Failed sign-ins allowed per client address within `failure_window` before it is refused. */
+        max_failures: z.number().int().min(1).default(10),
+        /** The window of `max_failures`. */
+        failure_window: duration().default(300_000),
+      })
+      .strict()
+      .default({
+        idle_timeout: 8 * 3_600_000,
+        absolute_timeout: 24 * 3_600_000,
+        return_hosts: [],
+        max_failures: 10,
+        failure_window: 300_000,
+      }),
+    /** Applications that sign people in through Gatehouse (it is their OpenID Provider). */
+    downstream_clients: z.array(downstreamClientSchema).default([]),
     /** Identity-aware proxy routes. */
     routes: z.array(routeSchema).default([]),
     /** Identity-aware proxy settings. */
@@ -321,6 +437,9 @@ export const configSchema = z
 
 export type GatehouseConfig = z.output<typeof configSchema>;
 export type ClientConfig = z.output<typeof clientSchema>;
+export type ConnectorConfig = z.output<typeof connectorSchema>;
+export type ClaimMapping = z.output<typeof claimMappingSchema>;
+export type DownstreamClientConfig = z.output<typeof downstreamClientSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export type ProxyConfig = z.output<typeof proxySchema>;
 export type ExternalIssuerConfig = z.output<typeof externalIssuerSchema>;

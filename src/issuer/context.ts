@@ -6,6 +6,7 @@ import type { AuditSink } from '../audit/sink.js';
 import type { RevocationSet } from '../revocation/index.js';
 import type { ClientRegistry } from './clients.js';
 import type { TokenMinter } from './mint.js';
+import type { SsoBrowserAuth } from '../session/browser-auth.js';
 import type { Federation } from '../federation/federation.js';
 
 export interface IssuerContext {
@@ -18,6 +19,8 @@ export interface IssuerContext {
   /** Revoked jti, subjects, clients and sessions: consulted by introspection and client authentication. */
   revocations: RevocationSet;
   now: () => number;
+  /** Browser sign-in: who is signed in, for the provider's login interactions and accounts. */
+  sso?: SsoBrowserAuth;
   /** External issuers and trust rules for token exchange; absent when none are configured. */
   federation?: Federation;
 }

@@ -6,6 +6,14 @@ import { createAdapterClass } from './adapter.js';
 import { providerMetadata } from './clients.js';
 import { checkSecret } from './client-secrets.js';
 import { oauthError } from './oauth-error.js';
+import { findAccount, PEOPLE_CLAIMS, PEOPLE_SCOPES, withPeopleClients } from './accounts.js';
+import { auditAuthorizationError, deviceFlowFeature, peopleConfiguration } from './interactions.js';
+import {
+  PERSON_TOKEN,
+  personTokenDupes,
+  personTokenHandler,
+  personTokenParams,
+} from './grants/person-token.js';
 import { jwtAccessTokenEndpoints } from './introspection.js';
 import {
   CLIENT_CREDENTIALS,
@@ -99,8 +107,31 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     },
     clockTolerance: Math.floor(ic.config.tokens.clock_skew / 1000),
   };
+  // People: downstream apps (authorization code + PKCE), the CLI's device login, sign-in interactions
+  // through the connectors, and findAccount from the account records (src/issuer/accounts.ts).
+  Object.assign(configuration, peopleConfiguration(ic), {
+    clients: withPeopleClients(ic, configuration.clients, alg, PERSON_TOKEN),
+    findAccount: findAccount(ic),
+    scopes: PEOPLE_SCOPES,
+    claims: PEOPLE_CLAIMS,
+  });
+  configuration.features = {
+    ...configuration.features,
+    deviceFlow: deviceFlowFeature,
+    rpInitiatedLogout: { enabled: true },
+  };
+  const renderBase = configuration.renderError;
+  configuration.renderError = async (ctx, out, error) => {
+    // A refused authorization (a wrong redirect URI above all) is shown here, never redirected, and
+    // audited with the asked and registered redirect URIs for the operator.
+    const auditId = await auditAuthorizationError(ic, ctx, out);
+    await renderBase?.(ctx, out, error);
+    if (auditId && typeof ctx.body === 'string') ctx.body += `<p>Audit id <code>${escapeHtml(auditId)}</code></p>`;
+  };
   const provider = new Provider(ic.config.issuer.url, configuration);
   provider.proxy = true;
+
+  provider.registerGrantType(PERSON_TOKEN, personTokenHandler(ic), personTokenParams, personTokenDupes);
 
   provider.registerGrantType(
     CLIENT_CREDENTIALS,
@@ -198,6 +229,7 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
   // Static client metadata is validated lazily by the library: look each one up now so a bad client
   // fails the start, not the first request.
   for (const c of ic.clients.configClients()) await provider.Client.find(c.id);
+  for (const c of ic.config.downstream_clients) await provider.Client.find(c.id);
   await provider.Client.find(CLI_CLIENT_ID);
   return provider;
 }

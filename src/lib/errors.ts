@@ -65,6 +65,15 @@ export const ERROR_CODES = {
   ERR_SERVER_UNREACHABLE: c(503, true, EXIT.unavailable),
   ERR_UPSTREAM_UNAVAILABLE: c(502, true, EXIT.unavailable),
   ERR_UPSTREAM_TIMEOUT: c(504, true, EXIT.unavailable),
+  // people signing in (SSO)
+  ERR_LOGIN_STATE_INVALID: c(400, true, EXIT.no),
+  ERR_LOGIN_UPSTREAM_REFUSED: c(401, true, EXIT.no),
+  ERR_LOGIN_CLAIMS_REFUSED: c(403, true, EXIT.no),
+  ERR_LOGIN_GROUPS_OVERAGE: c(403, true, EXIT.no),
+  ERR_LOGIN_RATE_LIMITED: c(429, true, EXIT.no),
+  ERR_RETURN_URL_REFUSED: c(400, true, EXIT.no),
+  ERR_CSRF: c(403, true, EXIT.no),
+  ERR_NOT_LOGGED_IN: c(401, true, EXIT.usage),
   // anything else
   ERR_INTERNAL: c(500, false, EXIT.unavailable),
 } as const satisfies Record<string, CodeInfo>;

@@ -1,6 +1,7 @@
 // The composition root: opens the store, loads keys, starts the audit log and revocation set, builds
 // the issuer, and serves them all from one node:http server. Nothing else wires parts together.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { GatehouseConfig } from '../config/schema.js';
@@ -13,6 +14,8 @@ import { RevocationSet } from '../revocation/index.js';
 import { ClientRegistry } from '../issuer/clients.js';
 import { TokenMinter } from '../issuer/mint.js';
 import { Issuer } from '../issuer/issuer.js';
+import { Interactions } from '../issuer/interactions.js';
+import { SsoBrowserAuth } from '../session/browser-auth.js';
 import type { IssuerContext } from '../issuer/context.js';
 import { createFederation } from '../federation/index.js';
 import { createLogger, type Logger } from '../lib/logger.js';
@@ -31,6 +34,8 @@ export interface StartOptions {
   now?: () => number;
   /** Make the issuer URL `http://HOST:PORT` of the bound address (the dev stack, tests on port 0). */
   issuerFromAddress?: boolean;
+  /** Serve https with this key and certificate (tests of Secure and `__Host-` cookies; small setups). */
+  tls?: { key: string | Buffer; cert: string | Buffer };
 }
 
 export interface Gatehouse {
@@ -49,6 +54,8 @@ export interface Gatehouse {
   readonly metrics: Metrics;
   readonly proxy: Proxy;
   readonly logger: Logger;
+  /** Browser sign-in through the upstream IdPs (the proxy's BrowserAuth). */
+  readonly browserAuth: SsoBrowserAuth;
   close(): Promise<void>;
 }
 
@@ -70,16 +77,19 @@ export async function startGatehouse(
   // Listen first, so a port-0 server knows its own URL before the issuer is built; until the parts are
   // up, requests get 503.
   let ready: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (ready) ready(req, res);
+    else sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'starting' });
+  };
   // A proxy's limits: a slow or oversized request head is cut off (431 above max_header_bytes).
   const timeouts = {
     requestTimeout: inputConfig.proxy.request_timeout,
     headersTimeout: inputConfig.proxy.headers_timeout,
     maxHeaderSize: inputConfig.proxy.max_header_bytes,
   };
-  const server = createServer(timeouts, (req, res) => {
-    if (ready) ready(req, res);
-    else sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'starting' });
-  });
+  const server: Server = opts.tls
+    ? (createHttpsServer({ ...timeouts, ...opts.tls }, onRequest) as unknown as Server)
+    : createServer(timeouts, onRequest);
   server.maxRequestsPerSocket = inputConfig.proxy.max_requests_per_socket;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -88,7 +98,7 @@ export async function startGatehouse(
     );
   });
   const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   const config: GatehouseConfig = opts.issuerFromAddress
     ? { ...inputConfig, issuer: { ...inputConfig.issuer, url } }
     : inputConfig;
@@ -140,8 +150,18 @@ export async function startGatehouse(
     const metrics = createMetrics({ store, keys, now });
     // The issuer's records go through a counting sink, so /metrics counts exactly what was audited.
     const issuerAudit = countingAuditSink(audit, metrics);
+    const sso = new SsoBrowserAuth({
+      config,
+      store,
+      revocations,
+      audit,
+      logger,
+      kek: parseKek(config.keys.encryption_key).key,
+      now,
+    });
     const ic: IssuerContext = {
       config,
+      sso,
       store,
       keys,
       clients,
@@ -156,6 +176,7 @@ export async function startGatehouse(
     ) as string[];
     const issuer = new Issuer(ic, cookieKeys);
     await issuer.rebuild();
+    const interactions = new Interactions(issuer, sso);
 
     // Keys change when any process rotates them: reload, publish the new JWKS (a new provider), and
     // only then sign with the new active key.
@@ -188,7 +209,7 @@ export async function startGatehouse(
     cleanups.push(() => rotation.stop());
 
     // Routes are compiled once here; the hot path touches no database.
-    const proxy = new Proxy({ config, keys, revocations, audit, logger, now });
+    const proxy = new Proxy({ config, keys, revocations, audit, logger, now, browserAuth: sso });
     cleanups.push(() => proxy.close());
 
     ready = (req, res) => {
@@ -215,6 +236,7 @@ export async function startGatehouse(
     function route(req: IncomingMessage): string {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
+      if (path.startsWith('/.gatehouse/')) return 'gatehouse';
       return 'issuer';
     }
 
@@ -254,6 +276,12 @@ export async function startGatehouse(
           res.end(text);
           return;
         }
+        case 'gatehouse': {
+          // Sign-in's own paths; the provider's login and consent interactions resume through them.
+          if ((req.url ?? '').startsWith('/.gatehouse/interaction/')) return interactions.handle(req, res);
+          if (await sso.handle(req, res)) return;
+          return sendJson(res, 404, { error: 'not_found' });
+        }
         default:
           if (!issuer.owns((req.url ?? '/').split('?')[0] ?? '/'))
             return sendJson(res, 404, { error: 'not_found' });
@@ -287,6 +315,7 @@ export async function startGatehouse(
       metrics,
       proxy,
       logger,
+      browserAuth: sso,
       close() {
         closing ??= (async () => {
           await new Promise<void>((resolve) => {

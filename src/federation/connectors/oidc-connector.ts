@@ -82,7 +82,10 @@ export class OidcConnector {
     return this.#discovered;
   }
 
-  async authorizationUrl(checks: LoginChecks, loginHint?: string): Promise<URL> {
+  async authorizationUrl(
+    checks: LoginChecks,
+    extra: { loginHint?: string; prompt?: 'login' | 'select_account' } = {},
+  ): Promise<URL> {
     const cfg = await this.discover();
     const params: Record<string, string> = {
       redirect_uri: this.#redirectUri,
@@ -93,7 +96,8 @@ export class OidcConnector {
       code_challenge: await oidc.calculatePKCECodeChallenge(checks.codeVerifier),
       code_challenge_method: 'S256',
     };
-    if (loginHint) params.login_hint = loginHint;
+    if (extra.loginHint) params.login_hint = extra.loginHint;
+    if (extra.prompt) params.prompt = extra.prompt;
     return oidc.buildAuthorizationUrl(cfg, params);
   }
 
@@ -165,7 +169,10 @@ export class OidcConnector {
   }
 
   /** The IdP's RP-initiated logout URL, when it has one and the connector allows it. */
-  async endSessionUrl(idTokenHint: string | undefined, postLogoutRedirectUri: string): Promise<URL | undefined> {
+  async endSessionUrl(
+    idTokenHint: string | undefined,
+    postLogoutRedirectUri: string,
+  ): Promise<URL | undefined> {
     if (!this.config.upstream_logout) return undefined;
     const cfg = await this.discover();
     if (!cfg.serverMetadata().end_session_endpoint) return undefined;

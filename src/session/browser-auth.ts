@@ -1,0 +1,589 @@
+// Browser sign-in through upstream IdPs: the BrowserAuth the proxy and the issuer's interactions use.
+// It owns the /.gatehouse/ paths for login, callback, cross-host hand-off, sign-out and back-channel
+// logout; sessions live in the Store behind SessionManager's cache.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { GatehouseConfig } from '../config/schema.js';
+import type { Store } from '../store/store.js';
+import type { RevocationSet } from '../revocation/index.js';
+import type { AuditSink } from '../audit/sink.js';
+import type { Logger } from '../lib/logger.js';
+import { GatehouseError, isGatehouseError } from '../lib/errors.js';
+import { OidcConnector, newLoginChecks, type LoginChecks } from '../federation/connectors/oidc-connector.js';
+import type { Person } from '../federation/role-mapping.js';
+import type { BrowserAuth, Identity } from './types.js';
+import { SessionManager, type LiveSession } from './sessions.js';
+import { checkReturnUrl } from './return-url.js';
+import { FailureLimiter } from './rate-limit.js';
+import {
+  CookieSealer,
+  appendSetCookie,
+  loginCookieName,
+  readCookies,
+  serializeCookie,
+  sessionCookieName,
+  SESSION_COOKIE_HTTP,
+  SESSION_COOKIE_HTTPS,
+  LOGIN_COOKIE_HTTP,
+  LOGIN_COOKIE_HTTPS,
+} from './cookie.js';
+import { escapeHtml, readForm, redirect, sendHtml, sendJson } from './html.js';
+
+/** Store model names (the oidc table doubles as short-lived single-use records). */
+const LOGIN_MODEL = 'GatehouseLogin';
+const TICKET_MODEL = 'GatehouseTicket';
+export const ACCOUNT_MODEL = 'GatehouseAccount';
+
+const LOGIN_TTL_MS = 10 * 60_000;
+const TICKET_TTL_MS = 60_000;
+const SESSION_PURPOSE = 'session';
+const LOGIN_PURPOSE = 'login';
+
+interface LoginRecord {
+  [key: string]: unknown;
+  connector: string;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+  returnTo: string;
+  createdAt: number;
+}
+
+/** The person record `findAccount` reads (src/issuer/accounts.ts): the last mapped claims. */
+export interface AccountRecord {
+  [key: string]: unknown;
+  sub: string;
+  email?: string;
+  email_verified?: boolean;
+  name?: string;
+  groups: string[];
+  roles: string[];
+  connector: string;
+  updatedAt: number;
+}
+
+export interface SsoOptions {
+  config: GatehouseConfig;
+  store: Store;
+  revocations: RevocationSet;
+  audit: AuditSink;
+  logger: Logger;
+  /** The key-encryption key: session cookies are sealed under a key derived from it. */
+  kek: Buffer;
+  now: () => number;
+  /** Hosts a login may return to besides the configured ones (the proxy's route hosts). */
+  extraReturnHosts?: () => readonly string[];
+}
+
+function clientAddress(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+export class SsoBrowserAuth implements BrowserAuth {
+  readonly #o: SsoOptions;
+  readonly #issuer: URL;
+  readonly #prefix: string;
+  readonly #secure: boolean;
+  readonly #connectors: Map<string, OidcConnector>;
+  readonly #sealer: CookieSealer;
+  readonly #limiter: FailureLimiter;
+  readonly #rechecking = new Set<string>();
+  readonly sessions: SessionManager;
+
+  constructor(o: SsoOptions) {
+    this.#o = o;
+    this.#issuer = new URL(o.config.issuer.url);
+    this.#prefix = this.#issuer.pathname.replace(/\/$/, '');
+    this.#secure = this.#issuer.protocol === 'https:';
+    const redirectUri = `${this.#issuer.origin}${this.#prefix}/.gatehouse/callback`;
+    this.#connectors = new Map(
+      o.config.connectors.map((c) => [c.id, new OidcConnector(c, { redirectUri, roles: o.config.roles })]),
+    );
+    this.#sealer = new CookieSealer(o.kek);
+    this.#limiter = new FailureLimiter({
+      max: o.config.sessions.max_failures,
+      windowMs: o.config.sessions.failure_window,
+      now: o.now,
+    });
+    this.sessions = new SessionManager(o.store, o.revocations, {
+      idleMs: o.config.sessions.idle_timeout,
+      absoluteMs: o.config.sessions.absolute_timeout,
+      now: o.now,
+    });
+  }
+
+  /** The redirect URI to register at every upstream IdP. */
+  get redirectUri(): string {
+    return `${this.#issuer.origin}${this.#prefix}/.gatehouse/callback`;
+  }
+
+  /** A CSRF token for forms shown to this signed-in person (consent). */
+  csrfFor(who: Identity): string {
+    return this.#sealer.csrfToken(who.sessionId ?? '');
+  }
+
+  checkCsrfFor(who: Identity, presented: string | null): boolean {
+    return !!who.sessionId && this.#sealer.checkCsrf(who.sessionId, presented);
+  }
+
+  connector(id: string): OidcConnector | undefined {
+    return this.#connectors.get(id);
+  }
+
+  #url(path: string): string {
+    return `${this.#issuer.origin}${this.#prefix}${path}`;
+  }
+
+  #checkReturn(raw: string | null | undefined): string {
+    return checkReturnUrl(raw, {
+      issuer: this.#issuer.href,
+      hosts: [...this.#o.config.sessions.return_hosts, ...(this.#o.extraReturnHosts?.() ?? [])],
+    });
+  }
+
+  async #sessionOf(req: IncomingMessage): Promise<LiveSession | undefined> {
+    const cookies = readCookies(req);
+    for (const name of [SESSION_COOKIE_HTTPS, SESSION_COOKIE_HTTP]) {
+      const v = cookies.get(name);
+      if (!v) continue;
+      const id = this.#sealer.unseal(v, SESSION_PURPOSE);
+      if (!id) continue;
+      const s = await this.sessions.get(id);
+      if (s) return s;
+    }
+    return undefined;
+  }
+
+  async identify(req: IncomingMessage): Promise<Identity | undefined> {
+    const s = await this.#sessionOf(req);
+    if (!s) return undefined;
+    this.#maybeRecheck(s);
+    return s.identity;
+  }
+
+  /** Asks the IdP again (refresh grant) in the background when the last check is old; a "no" ends the session. */
+  #maybeRecheck(s: LiveSession): void {
+    const c = this.#connectors.get(s.data.connector);
+    if (!c || !s.data.sealedRefresh) return;
+    if (this.#o.now() - s.data.checkedAt < c.config.recheck_interval) return;
+    const id = s.record.id;
+    if (this.#rechecking.has(id)) return;
+    this.#rechecking.add(id);
+    void (async () => {
+      try {
+        const refresh = this.#sealer.unseal(s.data.sealedRefresh ?? '', `refresh:${id}`);
+        if (!refresh) return;
+        const r = await c.recheck(refresh);
+        if (!r.ok) {
+          await this.sessions.end(id, `the IdP refused the refresh (${r.reason})`);
+          await this.#o.audit.append('session.ended', {
+            sid: id,
+            sub: s.record.subject,
+            reason: 'upstream_refused',
+            upstream_error: r.reason,
+          });
+          return;
+        }
+        await this.sessions.update(id, {
+          checkedAt: this.#o.now(),
+          ...(r.refreshToken ? { sealedRefresh: this.#sealer.seal(r.refreshToken, `refresh:${id}`) } : {}),
+        });
+      } catch (err) {
+        // The IdP being away is not the IdP saying no: keep the session and try again later.
+        this.#o.logger.warn({ err, connector: c.id }, 'upstream recheck failed');
+      } finally {
+        this.#rechecking.delete(id);
+      }
+    })();
+  }
+
+  async startLogin(_req: IncomingMessage, res: ServerResponse, returnTo: string): Promise<void> {
+    redirect(res, `${this.#url('/.gatehouse/login')}?rd=${encodeURIComponent(returnTo)}`, 302);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const url = new URL(req.url ?? '/', this.#issuer.origin);
+    let path = url.pathname;
+    if (this.#prefix && path.startsWith(this.#prefix + '/.gatehouse/'))
+      path = path.slice(this.#prefix.length);
+    const method = req.method ?? 'GET';
+    try {
+      switch (path) {
+        case '/.gatehouse/login':
+          if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
+          await this.#login(req, res, url);
+          return true;
+        case '/.gatehouse/callback':
+          if (method !== 'GET') return methodNotAllowed(res, 'GET');
+          await this.#callback(req, res, url);
+          return true;
+        case '/.gatehouse/session':
+          if (method !== 'GET') return methodNotAllowed(res, 'GET');
+          await this.#handoff(req, res, url);
+          return true;
+        case '/.gatehouse/logout':
+          if (method === 'POST') await this.#logout(req, res);
+          else await this.#logoutPage(req, res);
+          return true;
+        case '/.gatehouse/signed-out':
+          sendHtml(res, 200, 'Signed out', '<p>You are signed out of Gatehouse.</p>');
+          return true;
+        case '/.gatehouse/whoami': {
+          const s = await this.#sessionOf(req);
+          if (!s) sendJson(res, 401, { error: 'not_signed_in' });
+          else sendJson(res, 200, { ...s.identity.claims, csrf: this.#sealer.csrfToken(s.record.id) });
+          return true;
+        }
+        default:
+          if (path.startsWith('/.gatehouse/backchannel-logout/') && method === 'POST') {
+            await this.#backchannel(req, res, path.slice('/.gatehouse/backchannel-logout/'.length));
+            return true;
+          }
+          return false;
+      }
+    } catch (e) {
+      await this.#refuse(req, res, e, path);
+      return true;
+    }
+  }
+
+  async #refuse(req: IncomingMessage, res: ServerResponse, e: unknown, path: string): Promise<void> {
+    const err = isGatehouseError(e)
+      ? e
+      : new GatehouseError('ERR_INTERNAL', 'sign-in failed', {}, { cause: e });
+    if (!isGatehouseError(e)) this.#o.logger.error({ err: e }, 'sign-in failed');
+    let auditId = '';
+    try {
+      auditId = (
+        await this.#o.audit.append('login.refused', {
+          path,
+          code: err.code,
+          reason: err.expose ? err.message : 'internal error',
+          address: clientAddress(req),
+          ...(err.details.field ? { field: err.details.field } : {}),
+          ...(err.details.expected !== undefined ? { expected: err.details.expected } : {}),
+          ...(err.details.actual !== undefined ? { actual: err.details.actual } : {}),
+        })
+      ).id;
+    } catch (ae) {
+      this.#o.logger.error({ err: ae }, 'audit of a refused sign-in failed');
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const hint = err.details.hint ? `<p>${escapeHtml(String(err.details.hint))}</p>` : '';
+    sendHtml(
+      res,
+      err.status,
+      'Sign-in refused',
+      `<p>${escapeHtml(err.expose ? err.message : 'Something went wrong.')}</p>${hint}<p><code>${escapeHtml(err.code)}</code>${auditId ? ` · audit id <code>${escapeHtml(auditId)}</code>` : ''}</p><p><a href="${escapeHtml(this.#url('/.gatehouse/login'))}">Sign in again</a></p>`,
+    );
+  }
+
+  async #login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const returnTo = this.#checkReturn(url.searchParams.get('rd'));
+    const existing = await this.#sessionOf(req);
+    if (existing && !url.searchParams.has('connector')) return this.#sendBack(res, existing, returnTo);
+    if (this.#connectors.size === 0) {
+      throw new GatehouseError('ERR_USAGE', 'no upstream IdP is configured (connectors: is empty)', {
+        hint: 'add a connectors: entry to the configuration (docs/sso.md)',
+      });
+    }
+    let connector: OidcConnector | undefined;
+    const email = url.searchParams.get('email')?.trim() ?? '';
+    const wanted = url.searchParams.get('connector');
+    if (wanted) {
+      connector = this.#connectors.get(wanted);
+      if (!connector) throw new GatehouseError('ERR_USAGE', `no connector "${wanted}"`);
+    } else if (this.#connectors.size === 1) {
+      connector = [...this.#connectors.values()][0];
+    } else if (email.includes('@')) {
+      const domain = email.slice(email.lastIndexOf('@') + 1).toLowerCase();
+      connector = [...this.#connectors.values()].find((c) =>
+        c.config.email_domains.some((d) => d.toLowerCase() === domain),
+      );
+    }
+    if (!connector) return this.#chooser(res, returnTo, email);
+
+    const checks = newLoginChecks();
+    const record: LoginRecord = { connector: connector.id, ...checks, returnTo, createdAt: this.#o.now() };
+    await this.#o.store.oidcUpsert(LOGIN_MODEL, checks.state, record, this.#o.now() + LOGIN_TTL_MS);
+    // `prompt=login` asks the IdP for the password again (switching person on a shared machine).
+    const prompt = url.searchParams.get('prompt');
+    const target = await connector.authorizationUrl(checks, {
+      ...(email.includes('@') ? { loginHint: email } : {}),
+      ...(prompt === 'login' || prompt === 'select_account' ? { prompt } : {}),
+    });
+    // The state is bound to this browser: a callback with someone else's state (login CSRF) is refused.
+    appendSetCookie(
+      res,
+      serializeCookie(loginCookieName(this.#secure), this.#sealer.seal(checks.state, LOGIN_PURPOSE), {
+        secure: this.#secure,
+        maxAgeSec: LOGIN_TTL_MS / 1000,
+      }),
+    );
+    redirect(res, target.href, 302);
+  }
+
+  #chooser(res: ServerResponse, returnTo: string, email: string): void {
+    const items = [...this.#connectors.values()]
+      .map(
+        (c) =>
+          `<li><a href="${escapeHtml(`${this.#url('/.gatehouse/login')}?connector=${encodeURIComponent(c.id)}&rd=${encodeURIComponent(returnTo)}`)}">${escapeHtml(c.displayName)}</a></li>`,
+      )
+      .join('');
+    const note = email ? `<p>No sign-in is set up for ${escapeHtml(email)}; choose one:</p>` : '';
+    sendHtml(
+      res,
+      200,
+      'Sign in',
+      `${note}<form method="get" action="${escapeHtml(this.#url('/.gatehouse/login'))}"><input type="hidden" name="rd" value="${escapeHtml(returnTo)}"><label>Email <input name="email" type="email" autocomplete="email" value="${escapeHtml(email)}"></label> <button>Continue</button></form><ul>${items}</ul>`,
+    );
+  }
+
+  async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const addr = clientAddress(req);
+    if (this.#limiter.blocked(addr)) {
+      throw new GatehouseError(
+        'ERR_LOGIN_RATE_LIMITED',
+        'too many failed sign-ins from this address; try again later',
+      );
+    }
+    try {
+      await this.#finishLogin(req, res, url);
+    } catch (e) {
+      this.#limiter.fail(addr);
+      throw e;
+    }
+  }
+
+  async #finishLogin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const state = url.searchParams.get('state') ?? '';
+    const cookies = readCookies(req);
+    const bound =
+      this.#sealer.unseal(cookies.get(LOGIN_COOKIE_HTTPS) ?? '', LOGIN_PURPOSE) ??
+      this.#sealer.unseal(cookies.get(LOGIN_COOKIE_HTTP) ?? '', LOGIN_PURPOSE);
+    // Clear the login cookie whatever happens: one attempt, one state.
+    appendSetCookie(
+      res,
+      serializeCookie(loginCookieName(this.#secure), '', { secure: this.#secure, maxAgeSec: 0 }),
+    );
+    if (!state || !bound || bound !== state) {
+      throw new GatehouseError(
+        'ERR_LOGIN_STATE_INVALID',
+        'this sign-in answer does not belong to a sign-in started in this browser (state does not match)',
+        { field: 'state' },
+      );
+    }
+    const rec = (await this.#o.store.oidcFind(LOGIN_MODEL, state)) as LoginRecord | undefined;
+    if (!rec || rec.consumed || this.#o.now() - rec.createdAt > LOGIN_TTL_MS) {
+      throw new GatehouseError('ERR_LOGIN_STATE_INVALID', 'this sign-in was already used or has expired', {
+        field: 'state',
+      });
+    }
+    await this.#o.store.oidcConsume(LOGIN_MODEL, state, Math.floor(this.#o.now() / 1000));
+    const connector = this.#connectors.get(rec.connector);
+    if (!connector)
+      throw new GatehouseError('ERR_LOGIN_STATE_INVALID', `connector "${rec.connector}" is gone`);
+    const upstreamError = url.searchParams.get('error');
+    if (upstreamError) {
+      throw new GatehouseError(
+        'ERR_LOGIN_UPSTREAM_REFUSED',
+        `the IdP of connector "${connector.id}" answered ${upstreamError}${url.searchParams.get('error_description') ? `: ${url.searchParams.get('error_description')}` : ''}`,
+      );
+    }
+    const checks: LoginChecks = { state: rec.state, nonce: rec.nonce, codeVerifier: rec.codeVerifier };
+    const callbackUrl = new URL(this.redirectUri);
+    callbackUrl.search = url.search;
+    const result = await connector.finish(callbackUrl, checks);
+    const live = await this.#createSession(req, res, connector.id, result.person, {
+      upstreamSub: result.upstreamSub,
+      ...(result.upstreamSid ? { upstreamSid: result.upstreamSid } : {}),
+      refreshToken: result.refreshToken,
+      idToken: result.idToken,
+    });
+    await this.#sendBack(res, live, rec.returnTo);
+  }
+
+  async #createSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    connectorId: string,
+    person: Person,
+    up: { upstreamSub: string; upstreamSid?: string; refreshToken?: string; idToken?: string },
+  ): Promise<LiveSession> {
+    // A new id at every login (no fixation); the browser's previous session ends.
+    const previous = await this.#sessionOf(req);
+    if (previous) await this.sessions.end(previous.record.id, 'replaced by a new sign-in');
+    const now = this.#o.now();
+    const live = await this.sessions.create(person, {
+      connector: connectorId,
+      upstreamSub: up.upstreamSub,
+      ...(up.upstreamSid ? { upstreamSid: up.upstreamSid } : {}),
+      checkedAt: now,
+    });
+    const id = live.record.id;
+    const patch: Record<string, string> = {};
+    if (up.refreshToken) patch.sealedRefresh = this.#sealer.seal(up.refreshToken, `refresh:${id}`);
+    if (up.idToken) patch.sealedIdToken = this.#sealer.seal(up.idToken, `id_token:${id}`);
+    if (Object.keys(patch).length) await this.sessions.update(id, patch);
+    const account: AccountRecord = {
+      sub: person.sub,
+      ...(person.email !== undefined
+        ? { email: person.email, email_verified: person.emailVerified ?? false }
+        : {}),
+      ...(person.name !== undefined ? { name: person.name } : {}),
+      groups: person.groups,
+      roles: person.roles,
+      connector: connectorId,
+      updatedAt: now,
+    };
+    await this.#o.store.oidcUpsert(ACCOUNT_MODEL, person.sub, account, null);
+    await this.#o.audit.append('session.created', {
+      sid: id,
+      sub: person.sub,
+      connector: connectorId,
+      email: person.email ?? null,
+      groups: person.groups,
+      roles: person.roles,
+      address: clientAddress(req),
+      ...(previous ? { replaced_sid: previous.record.id } : {}),
+    });
+    appendSetCookie(
+      res,
+      serializeCookie(sessionCookieName(this.#secure), this.#sealer.seal(id, SESSION_PURPOSE), {
+        secure: this.#secure,
+        maxAgeSec: Math.floor(this.#o.config.sessions.absolute_timeout / 1000),
+      }),
+    );
+    return live;
+  }
+
+  /** Back to where the person was going; to another host through a one-time ticket that sets its cookie. */
+  async #sendBack(res: ServerResponse, live: LiveSession, returnTo: string): Promise<void> {
+    const target = new URL(returnTo);
+    if (target.host === this.#issuer.host) return redirect(res, target.href);
+    const ticket = randomBytes(24).toString('base64url');
+    await this.#o.store.oidcUpsert(
+      TICKET_MODEL,
+      ticket,
+      { sid: live.record.id, returnTo: target.href, createdAt: this.#o.now() },
+      this.#o.now() + TICKET_TTL_MS,
+    );
+    redirect(res, `${target.origin}/.gatehouse/session?ticket=${ticket}`);
+  }
+
+  async #handoff(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const ticket = url.searchParams.get('ticket') ?? '';
+    const rec = ticket
+      ? ((await this.#o.store.oidcFind(TICKET_MODEL, ticket)) as
+          { sid: string; returnTo: string; createdAt: number; consumed?: number } | undefined)
+      : undefined;
+    if (!rec || rec.consumed || this.#o.now() - rec.createdAt > TICKET_TTL_MS) {
+      throw new GatehouseError(
+        'ERR_LOGIN_STATE_INVALID',
+        'this sign-in hand-off was already used or has expired',
+      );
+    }
+    await this.#o.store.oidcConsume(TICKET_MODEL, ticket, Math.floor(this.#o.now() / 1000));
+    const target = new URL(rec.returnTo);
+    // The cookie lands on whatever host this request reached; it is only useful on the ticket's own host.
+    if (req.headers.host?.toLowerCase() !== target.host) {
+      throw new GatehouseError('ERR_LOGIN_STATE_INVALID', 'this sign-in hand-off is for another host');
+    }
+    const live = await this.sessions.get(rec.sid);
+    if (!live) throw new GatehouseError('ERR_LOGIN_STATE_INVALID', 'the session of this hand-off has ended');
+    const secure = target.protocol === 'https:';
+    appendSetCookie(
+      res,
+      serializeCookie(sessionCookieName(secure), this.#sealer.seal(rec.sid, SESSION_PURPOSE), {
+        secure,
+        maxAgeSec: Math.floor(this.#o.config.sessions.absolute_timeout / 1000),
+      }),
+    );
+    redirect(res, target.href);
+  }
+
+  async #logoutPage(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const s = await this.#sessionOf(req);
+    if (!s) return sendHtml(res, 200, 'Signed out', '<p>You are not signed in.</p>');
+    sendHtml(
+      res,
+      200,
+      'Sign out',
+      `<p>Signed in as ${escapeHtml(s.identity.email ?? s.identity.sub)}.</p><form method="post" action="${escapeHtml(this.#url('/.gatehouse/logout'))}"><input type="hidden" name="csrf" value="${escapeHtml(this.#sealer.csrfToken(s.record.id))}"><button>Sign out</button></form>`,
+    );
+  }
+
+  async #logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const form = await readForm(req);
+    const s = await this.#sessionOf(req);
+    if (!s) return redirect(res, this.#url('/.gatehouse/signed-out'));
+    if (!this.#sealer.checkCsrf(s.record.id, form.get('csrf'))) {
+      throw new GatehouseError(
+        'ERR_CSRF',
+        'sign-out needs the form from the sign-out page (CSRF token missing or wrong)',
+      );
+    }
+    const id = s.record.id;
+    const idToken = s.data.sealedIdToken
+      ? this.#sealer.unseal(s.data.sealedIdToken, `id_token:${id}`)
+      : undefined;
+    await this.sessions.end(id, 'signed out');
+    await this.#o.audit.append('session.ended', { sid: id, sub: s.record.subject, reason: 'signed_out' });
+    for (const secure of [true, false])
+      appendSetCookie(res, serializeCookie(sessionCookieName(secure), '', { secure, maxAgeSec: 0 }));
+    let upstream: URL | undefined;
+    try {
+      upstream = await this.#connectors
+        .get(s.data.connector)
+        ?.endSessionUrl(idToken, this.#url('/.gatehouse/signed-out'));
+    } catch (err) {
+      this.#o.logger.warn({ err }, 'upstream logout URL unavailable');
+    }
+    redirect(res, upstream?.href ?? this.#url('/.gatehouse/signed-out'));
+  }
+
+  async #backchannel(req: IncomingMessage, res: ServerResponse, connectorId: string): Promise<void> {
+    const connector = this.#connectors.get(connectorId);
+    if (!connector) return sendJson(res, 404, { error: 'not_found' });
+    const form = await readForm(req);
+    const token = form.get('logout_token');
+    if (!token)
+      return sendJson(res, 400, { error: 'invalid_request', error_description: 'logout_token is missing' });
+    let who: { sub?: string; sid?: string };
+    try {
+      who = await connector.verifyLogoutToken(token);
+    } catch (e) {
+      const { id } = await this.#o.audit.append('logout.refused', {
+        connector: connectorId,
+        reason: isGatehouseError(e) ? e.message : 'invalid logout token',
+      });
+      return sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: `logout token refused (audit id ${id})`,
+      });
+    }
+    const ended: string[] = [];
+    for (const r of await this.sessions.findUpstream(connectorId, who)) {
+      await this.sessions.end(r.id, 'back-channel logout');
+      ended.push(r.id);
+    }
+    await this.#o.audit.append('session.ended', {
+      reason: 'backchannel_logout',
+      connector: connectorId,
+      upstream_sub: who.sub ?? null,
+      upstream_sid: who.sid ?? null,
+      sids: ended,
+    });
+    res.writeHead(200, { 'cache-control': 'no-store', 'content-length': 0 });
+    res.end();
+  }
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): true {
+  res.writeHead(405, { allow, 'content-length': 0 });
+  res.end();
+  return true;
+}
