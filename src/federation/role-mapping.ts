@@ -2,7 +2,7 @@
 // (subject, email, name, groups, roles). Pure: no I/O, so every IdP shape is tested the same way.
 import type { ClaimMapping } from '../config/schema.js';
 import { GatehouseError } from '../lib/errors.js';
-import { matchGlob } from '../policy/glob.js';
+import { isGlob, matchGlob } from '../policy/glob.js';
 
 /** A person as Gatehouse knows them after mapping. */
 export interface Person {
@@ -108,7 +108,8 @@ export function mapClaims(
   for (const path of mapping.roles)
     for (const r of rewrite(strings(claimAt(claims, path)), mapping)) roles.add(r);
   for (const [role, patterns] of Object.entries(roleTable)) {
-    if (patterns.some((p) => [...groups].some((g) => matchGlob(p, g)))) roles.add(role);
+    if (patterns.some((p) => [...groups].some((g) => (isGlob(p) ? matchGlob(p, g) : p === g))))
+      roles.add(role);
   }
   return {
     sub: mapping.subject_prefix + rawSub,

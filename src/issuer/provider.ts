@@ -126,7 +126,8 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     // audited with the asked and registered redirect URIs for the operator.
     const auditId = await auditAuthorizationError(ic, ctx, out);
     await renderBase?.(ctx, out, error);
-    if (auditId && typeof ctx.body === 'string') ctx.body += `<p>Audit id <code>${escapeHtml(auditId)}</code></p>`;
+    if (auditId && typeof ctx.body === 'string')
+      ctx.body += `<p>Audit id <code>${escapeHtml(auditId)}</code></p>`;
   };
   const provider = new Provider(ic.config.issuer.url, configuration);
   provider.proxy = true;
