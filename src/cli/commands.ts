@@ -10,7 +10,24 @@ import { register as revoke } from './revoke.js';
 import { register as policy } from './policy.js';
 import { register as keys } from './keys.js';
 import { register as decode } from './decode.js';
+import { register as login } from './login.js';
+import { register as logout } from './logout.js';
+import { register as sessions } from './sessions.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [serve, dev, token, decode, clients, configCheck, audit, revoke, keys, policy];
+export const commands: RegisterCommand[] = [
+  serve,
+  dev,
+  token,
+  decode,
+  clients,
+  configCheck,
+  audit,
+  revoke,
+  keys,
+  policy,
+  login,
+  logout,
+  sessions,
+];

@@ -7,6 +7,10 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { GatehouseError } from '../lib/errors.js';
 import { parseDuration } from '../lib/duration.js';
 import { discover, postForm, serverUrl } from './server-client.js';
+import { loadLogin } from './saved-login.js';
+
+/** The grant `gatehouse token` uses with a saved login (src/issuer/grants/person-token.ts). */
+const PERSON_TOKEN_GRANT = 'urn:gatehouse:params:oauth:grant-type:person-token';
 
 export const CLI_CLIENT_ID = 'gatehouse-cli';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -81,6 +85,7 @@ export function register(program: Command): void {
 Credentials, first found wins:
   --subject-token-file F                       token exchange as the public client gatehouse-cli
   GATEHOUSE_CLIENT_ID / GATEHOUSE_CLIENT_SECRET client credentials of a service account
+  a login saved by \`gatehouse login\`           a token for you as a person
 
 Exit codes: 0 token printed; 1 refused (the reason is printed); 2 usage; 3 server unreachable.
 
@@ -118,6 +123,20 @@ Examples:
           subject_token_type: opts.subjectTokenType,
           actor_token: actorToken,
           actor_token_type: actorToken ? 'urn:ietf:params:oauth:token-type:jwt' : undefined,
+          audience: opts.audience,
+          expires_in: ttlSeconds,
+        });
+      } else if (
+        !(process.env.GATEHOUSE_CLIENT_ID && process.env.GATEHOUSE_CLIENT_SECRET) &&
+        loadLogin(server)
+      ) {
+        // A person's saved login (`gatehouse login`): its refresh token buys a token with their claims.
+        const saved = loadLogin(server);
+        const d = await discover(server);
+        body = await postForm(d.token_endpoint, {
+          grant_type: PERSON_TOKEN_GRANT,
+          client_id: CLI_CLIENT_ID,
+          refresh_token: saved?.refresh_token,
           audience: opts.audience,
           expires_in: ttlSeconds,
         });
