@@ -260,9 +260,32 @@ export const routeSchema = z
     timeout: duration().default(30_000),
     /** Largest request body, in bytes; unset: no limit. */
     max_body: z.number().int().min(0).optional(),
+    /** Websocket upgrades on this route (docs/proxy.md#websockets). */
+    websocket: z
+      .object({
+        /** Whether websocket upgrades are proxied at all. */
+        enabled: z.boolean().default(true),
+        /** A websocket is closed after this long, whatever its credentials. */
+        max_lifetime: duration().default(3_600_000),
+      })
+      .strict()
+      .default({ enabled: true, max_lifetime: 3_600_000 }),
+    /** Origins (`https://app.example.com`) a websocket may be opened from; default the route's own origin. */
+    allowed_origins: z.array(z.string().min(1)).optional(),
   })
   .strict();
 
+/** The forward-auth endpoint `/.gatehouse/auth` for nginx, Caddy and Traefik (docs/forward-auth.md). */
+export const forwardAuthSchema = z
+  .object({
+    /** CIDRs allowed to call `/.gatehouse/auth` and whose X-Original-* / X-Forwarded-* are read; others get 403. */
+    trusted_proxies: z.array(z.string()).default(['127.0.0.0/8', '::1/128']),
+    /** How long a decision is reused for the same credential, route, method and path (never past the token's expiry). */
+    cache_ttl: duration().default(5_000),
+    /** Decisions kept in memory (`0`: no cache). */
+    cache_size: z.number().int().min(0).default(10_000),
+  })
+  .strict();
 /** Proxy-wide settings. */
 export const proxySchema = z
   .object({
@@ -422,6 +445,12 @@ export const configSchema = z
       assertion_ttl: 60_000,
       token_cache_size: 10_000,
     }),
+    /** The forward-auth endpoint for proxies in front of applications (docs/forward-auth.md). */
+    forward_auth: forwardAuthSchema.default({
+      trusted_proxies: ['127.0.0.0/8', '::1/128'],
+      cache_ttl: 5_000,
+      cache_size: 10_000,
+    }),
     /** Logging; values from `${env:…}`/`${file:…}` references are redacted. */
     log: z
       .object({
@@ -442,5 +471,6 @@ export type ClaimMapping = z.output<typeof claimMappingSchema>;
 export type DownstreamClientConfig = z.output<typeof downstreamClientSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export type ProxyConfig = z.output<typeof proxySchema>;
+export type ForwardAuthConfig = z.output<typeof forwardAuthSchema>;
 export type ExternalIssuerConfig = z.output<typeof externalIssuerSchema>;
 export type TrustRuleConfig = z.output<typeof trustRuleSchema>;

@@ -23,6 +23,10 @@ import { countingAuditSink, createMetrics, type Metrics } from './metrics.js';
 import { openStore } from './open-store.js';
 import { StoreHealth } from './store-health.js';
 import { Proxy } from '../proxy/proxy.js';
+import { Gate } from '../proxy/gate.js';
+import { ForwardAuth } from '../proxy/forward-auth.js';
+import { WebsocketProxy } from '../proxy/websocket.js';
+import type { Duplex } from 'node:stream';
 
 export interface StartOptions {
   /** Use this store instead of opening the configured one (the caller closes it). */
@@ -211,6 +215,20 @@ export async function startGatehouse(
     // Routes are compiled once here; the hot path touches no database.
     const proxy = new Proxy({ config, keys, revocations, audit, logger, now, browserAuth: sso });
     cleanups.push(() => proxy.close());
+    // Forward-auth and websockets decide as the proxy does, through the same gate (src/proxy/gate.ts).
+    const gate = new Gate({ config, keys, revocations, audit, logger, now, browserAuth: () => proxy.browserAuth });
+    const forwardAuth = new ForwardAuth({ config: config.forward_auth, gate, routes: () => proxy.routes, logger, now });
+    const websockets = new WebsocketProxy({
+      gate,
+      match: (req) => proxy.match(req),
+      trustedProxies: config.proxy.trusted_proxies,
+      logger,
+      now,
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      websockets.handleUpgrade(req, socket, head),
+    );
+    cleanups.push(() => websockets.close());
 
     ready = (req, res) => {
       const started = process.hrtime.bigint();
@@ -279,6 +297,7 @@ export async function startGatehouse(
         case 'gatehouse': {
           // Sign-in's own paths; the provider's login and consent interactions resume through them.
           if ((req.url ?? '').startsWith('/.gatehouse/interaction/')) return interactions.handle(req, res);
+          if ((req.url ?? '').split('?')[0] === '/.gatehouse/auth') return forwardAuth.handle(req, res);
           if (await sso.handle(req, res)) return;
           return sendJson(res, 404, { error: 'not_found' });
         }

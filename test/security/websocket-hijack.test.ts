@@ -1,0 +1,111 @@
+// Cross-site websocket hijacking: a page on another origin opens a websocket to the proxy, and the
+// browser attaches the victim's cookies. The Origin allow-list refuses it before any authentication.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import { startTestGatehouse, requestToken, type TestGatehouse } from '../helpers/gatehouse.js';
+
+function open(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    ws.once('error', reject);
+  });
+}
+
+describe('cross-site websocket hijacking', () => {
+  let t: TestGatehouse;
+  let token: string;
+  let opened = 0;
+  const http = createServer();
+  const wss = new WebSocketServer({ server: http });
+  wss.on('connection', () => opened++);
+
+  before(async () => {
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    const upstream = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    t = await startTestGatehouse({
+      yaml: `
+clients:
+  - id: reader
+    allowed_audiences: ["**"]
+    roles: [reader]
+routes:
+  - name: own
+    from: /own/
+    to: [${upstream}]
+    policy: [ { name: readers, allow: { roles: [reader] } } ]
+  - name: listed
+    from: /listed/
+    to: [${upstream}]
+    allowed_origins: ["https://app.example.com"]
+    policy: [ { name: readers, allow: { roles: [reader] } } ]
+`,
+    });
+    const secret = await t.secretFor('reader');
+    const r = await requestToken(
+      t.url,
+      { id: 'reader', secret },
+      { audience: [`${t.url}/own/`, `${t.url}/listed/`] },
+    );
+    token = r.body.access_token as string;
+  });
+  after(async () => {
+    await t.close();
+    wss.close();
+    http.closeAllConnections();
+    http.close();
+  });
+
+  const ws = () => t.url.replace(/^http/, 'ws');
+
+  test('an attacker origin is refused with 403 even with valid credentials', async () => {
+    const before = opened;
+    const status = await open(`${ws()}/own/x`, {
+      authorization: `Bearer ${token}`,
+      origin: 'https://evil.example',
+    });
+    assert.equal(status, 403);
+    assert.equal(opened, before, 'the upstream never saw the upgrade');
+  });
+
+  test("the route's own origin is allowed by default", async () => {
+    assert.equal(await open(`${ws()}/own/x`, { authorization: `Bearer ${token}`, origin: t.url }), 101);
+  });
+
+  test('a look-alike origin (suffix, other scheme, other port) is refused', async () => {
+    const u = new URL(t.url);
+    for (const origin of [`${t.url}.evil.example`, `https://${u.host}`, `http://${u.hostname}:1`, 'null']) {
+      assert.equal(await open(`${ws()}/own/x`, { authorization: `Bearer ${token}`, origin }), 403, origin);
+    }
+  });
+
+  test('allowed_origins replaces the default: listed origin in, own origin out', async () => {
+    assert.equal(
+      await open(`${ws()}/listed/x`, { authorization: `Bearer ${token}`, origin: 'https://app.example.com' }),
+      101,
+    );
+    assert.equal(await open(`${ws()}/listed/x`, { authorization: `Bearer ${token}`, origin: t.url }), 403);
+  });
+
+  test('a non-websocket Upgrade (h2c) is refused, not passed through', async () => {
+    const { rawGet } = await import('../helpers/proxy.js');
+    const port = Number(new URL(t.url).port);
+    const r = await rawGet(port, '/own/x', [
+      'Connection: Upgrade, HTTP2-Settings',
+      'Upgrade: h2c',
+      'HTTP2-Settings: AAMAAABkAAQAAP__',
+      `Authorization: Bearer ${token}`,
+    ]);
+    assert.equal(r.status, 400);
+  });
+});
