@@ -23,8 +23,15 @@ Examples:
         opts.logFormat === 'pretty' || opts.logFormat === 'json' ? opts.logFormat : loaded.config.log.format;
       const logger = createLogger({ level: loaded.config.log.level, format, secrets: loaded.secrets });
       const { startGatehouse } = await import('../server/app.js');
-      const gh = await startGatehouse(loaded.config, { logger });
+      const gh = await startGatehouse(loaded.config, { logger, configFile: loaded.file });
+      // SIGHUP reloads the configuration file (it is also watched); a bad file keeps the running one.
+      const hup = () => void gh.reloader?.reload('signal');
+      process.on('SIGHUP', hup);
       process.stdout.write(`ready issuer=${gh.config.issuer.url} listening=${gh.url}\n`);
-      await onShutdown(() => gh.close());
+      await onShutdown(() => {
+        process.off('SIGHUP', hup);
+        logger.info({ event: 'server.draining' }, 'draining: no new connections; in-flight requests finish');
+        return gh.close();
+      });
     });
 }

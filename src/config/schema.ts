@@ -260,6 +260,8 @@ export const routeSchema = z
     timeout: duration().default(30_000),
     /** Largest request body, in bytes; unset: no limit. */
     max_body: z.number().int().min(0).optional(),
+    /** `shadow`: evaluate the policy and audit would-be denials, but let authenticated requests through. */
+    mode: z.enum(['enforce', 'shadow']).default('enforce'),
     /** Websocket upgrades on this route (docs/proxy.md#websockets). */
     websocket: z
       .object({
@@ -286,6 +288,7 @@ export const forwardAuthSchema = z
     cache_size: z.number().int().min(0).default(10_000),
   })
   .strict();
+
 /** Proxy-wide settings. */
 export const proxySchema = z
   .object({
@@ -306,6 +309,16 @@ export const proxySchema = z
   })
   .strict();
 
+/** A token bucket per client address: `burst` requests at once, refilled at `per_minute`. */
+export const rateLimitSchema = z
+  .object({
+    /** Requests per minute each client address may make, on average. */
+    per_minute: z.number().int().min(1),
+    /** Requests one address may make at once before the average applies; default `per_minute`. */
+    burst: z.number().int().min(1).optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Who Gatehouse is. */
@@ -322,9 +335,23 @@ export const configSchema = z
         host: z.string().default('127.0.0.1'),
         /** Port to listen on. */
         port: z.number().int().min(0).max(65535).default(8080),
+        /** Serve https: certificate and key files (PEM), reloaded when they change. */
+        tls: z
+          .object({
+            /** Certificate chain file (PEM), leaf first. */
+            cert: filePath(),
+            /** Private key file (PEM) of the certificate. */
+            key: filePath(),
+            /** Also listen for plain http on this port and redirect (301) to the issuer URL's https origin. */
+            redirect_http: z.number().int().min(0).max(65535).optional(),
+          })
+          .strict()
+          .optional(),
+        /** On SIGTERM, how long in-flight requests may take to finish before connections are cut. */
+        shutdown_grace: duration().default(10_000),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 8080 }),
+      .default({ host: '127.0.0.1', port: 8080, shutdown_grace: 10_000 }),
     /** Where clients, keys, sessions, revocations and the audit log are kept. */
     store: z
       .object({
@@ -451,6 +478,28 @@ export const configSchema = z
       cache_ttl: 5_000,
       cache_size: 10_000,
     }),
+    /** Per-address rate limits; unset: no limit. */
+    rate_limits: z
+      .object({
+        /** On the token endpoint (`POST /token`). */
+        token: rateLimitSchema.optional(),
+        /** On browser sign-in (`/.gatehouse/login` and `/.gatehouse/callback`). */
+        login: rateLimitSchema.optional(),
+        /** Client addresses remembered; the least recently seen are forgotten first. */
+        max_addresses: z.number().int().min(100).default(100_000),
+      })
+      .strict()
+      .default({ max_addresses: 100_000 }),
+    /** What the proxy writes to the audit log besides denials (which are always recorded). */
+    audit: z
+      .object({
+        /** Allowed requests: `all`, `sampled` (a `sample_rate` share of them) or `none`. */
+        allows: z.enum(['all', 'sampled', 'none']).default('all'),
+        /** With `allows: sampled`, the share of allowed requests recorded, 0–1. */
+        sample_rate: z.number().min(0).max(1).default(0.01),
+      })
+      .strict()
+      .default({ allows: 'all', sample_rate: 0.01 }),
     /** Logging; values from `${env:…}`/`${file:…}` references are redacted. */
     log: z
       .object({
@@ -471,6 +520,7 @@ export type ClaimMapping = z.output<typeof claimMappingSchema>;
 export type DownstreamClientConfig = z.output<typeof downstreamClientSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export type ProxyConfig = z.output<typeof proxySchema>;
+export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 export type ForwardAuthConfig = z.output<typeof forwardAuthSchema>;
 export type ExternalIssuerConfig = z.output<typeof externalIssuerSchema>;
 export type TrustRuleConfig = z.output<typeof trustRuleSchema>;

@@ -12,6 +12,8 @@ export interface AssertionSignerOptions {
   ttlMs: number;
   now: () => number;
   cacheSize?: number;
+  /** Told of every cache lookup (metrics). */
+  onCache?: (hit: boolean) => void;
 }
 
 interface Entry {
@@ -46,7 +48,9 @@ export class AssertionSigner {
     ]);
     const hit = this.#cache.get(key);
     // A key rotation retires cached assertions too, so upstreams see the new kid promptly.
-    if (hit && hit.refreshAt > now && hit.kid === activeKid) return hit.token;
+    const fresh = hit !== undefined && hit.refreshAt > now && hit.kid === activeKid;
+    this.#opts.onCache?.(fresh);
+    if (fresh) return hit.token;
     const iat = Math.floor(now / 1000);
     const ttlSec = Math.max(1, Math.round(this.#opts.ttlMs / 1000));
     const clientId = identity.claims.client_id;

@@ -17,6 +17,8 @@ export interface BearerVerifierOptions {
   clockSkewMs: number;
   cacheSize: number;
   now: () => number;
+  /** Told of every verification cache lookup (metrics). */
+  onCache?: (hit: boolean) => void;
 }
 
 interface Cached {
@@ -90,6 +92,7 @@ export class BearerVerifier {
     if (entry && (entry.audience !== audience || now > entry.expMs + this.#opts.clockSkewMs)) {
       entry = undefined;
     }
+    this.#opts.onCache?.(entry !== undefined);
     if (!entry) {
       const verified = await verifyJwt(token, {
         issuer: this.#opts.issuer,

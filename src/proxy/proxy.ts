@@ -19,6 +19,8 @@ import { RouteTable, splitHost, type CompiledRoute } from './routes.js';
 import { BearerVerifier } from './bearer.js';
 import { AssertionSigner } from './assertion.js';
 import { bearerChallenge, missingRequirement, sendRefusal, wantsHtml } from './responses.js';
+import { DecisionRecorder, denialReason } from './decisions.js';
+import type { Metrics } from '../server/metrics.js';
 
 export interface ProxyOptions {
   config: GatehouseConfig;
@@ -28,6 +30,8 @@ export interface ProxyOptions {
   logger: PartLogger;
   now?: () => number;
   browserAuth?: BrowserAuth;
+  /** Decision, upstream-latency and cache metrics; none when absent. */
+  metrics?: Metrics;
 }
 
 /** A request the proxy has claimed: either refused outright (400) or matched to a route. */
@@ -56,7 +60,11 @@ function listHeader(list: readonly string[]): string {
 }
 
 export class Proxy {
-  readonly routes: RouteTable;
+  // Swapped whole on reload; a request keeps the CompiledRoute it matched, so it finishes on the old one.
+  #routes: RouteTable;
+  readonly #issuer: string;
+  readonly #decisions: DecisionRecorder;
+  readonly #metrics: Metrics | undefined;
   browserAuth: BrowserAuth | undefined;
   readonly #revocations: RevocationSet;
   readonly #audit: AuditLog;
@@ -76,7 +84,17 @@ export class Proxy {
     this.#now = opts.now ?? Date.now;
     this.browserAuth = opts.browserAuth;
     const issuer = opts.config.issuer.url;
-    this.routes = new RouteTable(opts.config.routes, issuer);
+    this.#issuer = issuer;
+    this.#metrics = opts.metrics;
+    this.#routes = new RouteTable(opts.config.routes, issuer);
+    this.#decisions = new DecisionRecorder({
+      audit: opts.audit,
+      logger: opts.logger,
+      settings: opts.config.audit,
+      ...(opts.metrics ? { decisions: opts.metrics.proxyDecisions } : {}),
+    });
+    const cacheCounter = (c: Metrics['verifyCache'] | undefined) =>
+      c ? (hit: boolean) => c.inc({ result: hit ? 'hit' : 'miss' }) : undefined;
     this.#bearer = new BearerVerifier({
       issuer,
       keys: opts.keys,
@@ -84,12 +102,14 @@ export class Proxy {
       clockSkewMs: opts.config.tokens.clock_skew,
       cacheSize: opts.config.proxy.token_cache_size,
       now: this.#now,
+      onCache: cacheCounter(opts.metrics?.verifyCache),
     });
     this.#assertions = new AssertionSigner({
       issuer,
       keys: opts.keys,
       ttlMs: opts.config.proxy.assertion_ttl,
       now: this.#now,
+      onCache: cacheCounter(opts.metrics?.assertionCache),
     });
     this.#trusted = opts.config.proxy.trusted_proxies.map((t) => {
       const c = parseCidr(t);
@@ -97,7 +117,26 @@ export class Proxy {
         throw new GatehouseError('ERR_CONFIG_INVALID', c, { field: 'proxy.trusted_proxies' });
       return c;
     });
-    for (const r of this.routes.routes)
+    this.#addPools(this.#routes);
+  }
+
+  get routes(): RouteTable {
+    return this.#routes;
+  }
+
+  /**
+   * Swaps in the routes, policies and audit settings of a new configuration (hot reload). Everything is
+   * built before anything changes, so a route that does not compile leaves the old table serving.
+   */
+  reload(config: GatehouseConfig): void {
+    const table = new RouteTable(config.routes, this.#issuer);
+    this.#addPools(table);
+    this.#routes = table;
+    this.#decisions.configure(config.audit);
+  }
+
+  #addPools(table: RouteTable): void {
+    for (const r of table.routes)
       for (const u of r.upstreams)
         if (!this.#pools.has(u.origin))
           this.#pools.set(u.origin, new Pool(u.origin, { connections: 256, keepAliveTimeout: 30_000 }));
@@ -197,6 +236,7 @@ export class Proxy {
       if (this.browserAuth && (method === 'GET' || method === 'HEAD') && wantsHtml(req)) {
         return this.browserAuth.startLogin(req, res, this.#publicUrl(route, target));
       }
+      this.#decisions.count(route.name, 'denied', 'unauthenticated');
       return sendRefusal(req, res, {
         status: 401,
         error: 'unauthorized',
@@ -234,7 +274,8 @@ export class Proxy {
       ...(identity.jti !== undefined ? { jti: identity.jti } : {}),
       ...(typeof identity.claims.client_id === 'string' ? { client_id: identity.claims.client_id } : {}),
     };
-    if (!decision.allowed) {
+    const shadowRoute = route.config.mode === 'shadow';
+    if (!decision.allowed && !shadowRoute) {
       const auditId = newAuditId();
       await this.#auditDenied(auditId, { ...base, ...who, stage: 'policy', decision });
       const missing = missingRequirement(decision);
@@ -246,10 +287,8 @@ export class Proxy {
         missing,
       });
     }
-    // Allowed requests are audited without waiting: the batch commit is fast, and a failure is logged.
-    this.#audit
-      .append('access.allowed', { ...base, ...who, rule: decision.rule })
-      .catch((err: unknown) => this.#logger.error({ err }, 'audit of an allowed request failed'));
+    // Allowed (or let through by shadow mode): audited per `audit.allows`, shadow denials always.
+    this.#decisions.passed(route.name, shadowRoute, decision, { ...base, ...who });
     return this.#forward(req, res, target, identity, sourceIp, trusted);
   }
 
@@ -285,6 +324,11 @@ export class Proxy {
   }
 
   async #auditDenied(auditId: string, data: Record<string, unknown>): Promise<void> {
+    this.#decisions.count(
+      String(data.route),
+      'denied',
+      denialReason(data.decision as Decision | undefined, data.code as string | undefined),
+    );
     try {
       await this.#audit.append('access.denied', data, { id: auditId });
     } catch (err) {
@@ -368,6 +412,7 @@ export class Proxy {
     });
     const timeout = route.config.timeout;
     let upstreamRes: Awaited<ReturnType<Pool['request']>>;
+    const sentAt = performance.now();
     try {
       upstreamRes = await pool.request({
         path: route.upstreamPath(target.path, upstream) + target.query,
@@ -416,6 +461,7 @@ export class Proxy {
         auditId,
       });
     }
+    this.#metrics?.upstreamDuration.observe({ route: route.name }, (performance.now() - sentAt) / 1000);
     res.writeHead(upstreamRes.statusCode, responseHeaders(upstreamRes.headers));
     await new Promise<void>((resolve) => {
       pipeline(upstreamRes.body, res, (err) => {

@@ -23,6 +23,10 @@ import { countingAuditSink, createMetrics, type Metrics } from './metrics.js';
 import { openStore } from './open-store.js';
 import { StoreHealth } from './store-health.js';
 import { Proxy } from '../proxy/proxy.js';
+import { ConfigReloader } from './reload.js';
+import { DrainRegistry, drainServer } from './drain.js';
+import { readTlsFiles, startHttpsRedirect, watchCertificate } from './tls.js';
+import { RateLimits } from './rate-limit.js';
 import { Gate } from '../proxy/gate.js';
 import { ForwardAuth } from '../proxy/forward-auth.js';
 import { WebsocketProxy } from '../proxy/websocket.js';
@@ -40,6 +44,8 @@ export interface StartOptions {
   issuerFromAddress?: boolean;
   /** Serve https with this key and certificate (tests of Secure and `__Host-` cookies; small setups). */
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /** The file the config came from: reload it on change and on `reload()` (docs/operations.md). */
+  configFile?: string;
 }
 
 export interface Gatehouse {
@@ -60,6 +66,11 @@ export interface Gatehouse {
   readonly logger: Logger;
   /** Browser sign-in through the upstream IdPs (the proxy's BrowserAuth). */
   readonly browserAuth: SsoBrowserAuth;
+  /** Long-lived sockets (websockets) to close on shutdown. */
+  readonly drain: DrainRegistry;
+  /** Hot reload of `configFile`; undefined without one. */
+  readonly reloader: ConfigReloader | undefined;
+  /** Stops accepting, lets in-flight requests finish within `server.shutdown_grace`, then closes. */
   close(): Promise<void>;
 }
 
@@ -91,8 +102,10 @@ export async function startGatehouse(
     headersTimeout: inputConfig.proxy.headers_timeout,
     maxHeaderSize: inputConfig.proxy.max_header_bytes,
   };
-  const server: Server = opts.tls
-    ? (createHttpsServer({ ...timeouts, ...opts.tls }, onRequest) as unknown as Server)
+  // `server.tls` files are read before listening: a bad pair stops the start with a clear error.
+  const tls = opts.tls ?? (inputConfig.server.tls ? readTlsFiles(inputConfig.server.tls) : undefined);
+  const server: Server = tls
+    ? (createHttpsServer({ ...timeouts, ...tls }, onRequest) as unknown as Server)
     : createServer(timeouts, onRequest);
   server.maxRequestsPerSocket = inputConfig.proxy.max_requests_per_socket;
   await new Promise<void>((resolve, reject) => {
@@ -102,7 +115,7 @@ export async function startGatehouse(
     );
   });
   const addr = server.address() as AddressInfo;
-  const url = `${opts.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const url = `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   const config: GatehouseConfig = opts.issuerFromAddress
     ? { ...inputConfig, issuer: { ...inputConfig.issuer, url } }
     : inputConfig;
@@ -213,8 +226,41 @@ export async function startGatehouse(
     cleanups.push(() => rotation.stop());
 
     // Routes are compiled once here; the hot path touches no database.
-    const proxy = new Proxy({ config, keys, revocations, audit, logger, now, browserAuth: sso });
+    const proxy = new Proxy({ config, keys, revocations, audit, logger, now, browserAuth: sso, metrics });
     cleanups.push(() => proxy.close());
+    const drain = new DrainRegistry();
+    let rateLimits = new RateLimits({ config, audit, logger, refused: metrics.rateLimited, now });
+    // Reload swaps whole state: the proxy's route table, the trust rules, the rate limiters.
+    const reloader = opts.configFile
+      ? new ConfigReloader({
+          file: opts.configFile,
+          current: config,
+          pin: (c) => (opts.issuerFromAddress ? { ...c, issuer: { ...c.issuer, url } } : c),
+          apply(next) {
+            proxy.reload(next);
+            ic.federation = createFederation(next, { keys, revocations, now });
+            rateLimits = new RateLimits({ config: next, audit, logger, refused: metrics.rateLimited, now });
+          },
+          audit,
+          logger,
+          reloads: metrics.configReloads,
+        })
+      : undefined;
+    reloader?.watch();
+    cleanups.push(() => reloader?.close());
+    if (inputConfig.server.tls && !opts.tls) {
+      const certs = watchCertificate(server as never, inputConfig.server.tls, { logger });
+      cleanups.push(() => certs.close());
+    }
+    const redirectPort = inputConfig.server.tls?.redirect_http;
+    const redirect =
+      redirectPort !== undefined
+        ? await startHttpsRedirect({
+            publicUrl: config.issuer.url,
+            port: redirectPort,
+            host: opts.host ?? inputConfig.server.host,
+          })
+        : undefined;
     // Forward-auth and websockets decide as the proxy does, through the same gate (src/proxy/gate.ts).
     const gate = new Gate({ config, keys, revocations, audit, logger, now, browserAuth: () => proxy.browserAuth });
     const forwardAuth = new ForwardAuth({ config: config.forward_auth, gate, routes: () => proxy.routes, logger, now });
@@ -232,6 +278,7 @@ export async function startGatehouse(
 
     ready = (req, res) => {
       const started = process.hrtime.bigint();
+      if (rateLimits.enabled && rateLimits.refuse(req, res)) return;
       const own = route(req);
       // Gatehouse's own /.gatehouse/ paths win; then a request matching a route goes to the proxy.
       const target = own === 'gatehouse' ? undefined : proxy.match(req);
@@ -335,12 +382,18 @@ export async function startGatehouse(
       proxy,
       logger,
       browserAuth: sso,
+      drain,
+      reloader,
       close() {
         closing ??= (async () => {
-          await new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeIdleConnections();
+          reloader?.close();
+          const inTime = await drainServer(server, {
+            graceMs: config.server.shutdown_grace,
+            registry: drain,
+            also: redirect ? [redirect] : [],
           });
+          if (!inTime)
+            logger.warn({ event: 'server.drain_expired' }, 'connections still open at the end of the grace were cut');
           for (const c of cleanups.reverse()) await c();
           if (ownStore) await store.close();
         })();

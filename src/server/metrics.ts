@@ -13,6 +13,18 @@ export interface Metrics {
   tokensRefused: Counter<'grant' | 'reason'>;
   secretExpiry: Gauge<'client' | 'secret_id'>;
   keyAge: Gauge<'kid' | 'alg' | 'state'>;
+  /** Proxy decisions by route, outcome (allowed, denied, shadow_denied) and reason (rule or error code). */
+  proxyDecisions: Counter<'route' | 'outcome' | 'reason'>;
+  /** Time from sending a request upstream to its response head, by route. */
+  upstreamDuration: Histogram<'route'>;
+  /** Bearer-token verification cache lookups, by result (hit, miss). */
+  verifyCache: Counter<'result'>;
+  /** Upstream assertion cache lookups, by result (hit, miss). */
+  assertionCache: Counter<'result'>;
+  /** Configuration reloads, by outcome (applied, failed, unchanged). */
+  configReloads: Counter<'outcome'>;
+  /** Requests refused by a rate limit, by limit (token, login). */
+  rateLimited: Counter<'limit'>;
 }
 
 /** Where the scrape-time gauges read from; without them the gauges stay empty. */
@@ -60,6 +72,43 @@ export function createMetrics(sources?: MetricSources): Metrics {
           this.set({ client: s.clientId, secret_id: s.id }, (s.expiresAt - now) / 1000);
         }
       },
+    }),
+    proxyDecisions: new Counter({
+      name: 'gatehouse_proxy_decisions_total',
+      help: 'Proxy access decisions by route, outcome (allowed, denied, shadow_denied) and reason',
+      labelNames: ['route', 'outcome', 'reason'],
+      registers: [registry],
+    }),
+    upstreamDuration: new Histogram({
+      name: 'gatehouse_proxy_upstream_duration_seconds',
+      help: 'Time until the upstream answered (response head), by route',
+      labelNames: ['route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    verifyCache: new Counter({
+      name: 'gatehouse_proxy_token_cache_total',
+      help: 'Bearer-token verification cache lookups by result (hit, miss)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    assertionCache: new Counter({
+      name: 'gatehouse_proxy_assertion_cache_total',
+      help: 'Upstream identity assertion cache lookups by result (hit, miss)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    configReloads: new Counter({
+      name: 'gatehouse_config_reloads_total',
+      help: 'Configuration reloads by outcome (applied, failed, unchanged)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'gatehouse_rate_limited_total',
+      help: 'Requests refused by a per-address rate limit, by limit (token, login)',
+      labelNames: ['limit'],
+      registers: [registry],
     }),
     keyAge: new Gauge({
       name: 'gatehouse_signing_key_age_seconds',
