@@ -11,7 +11,7 @@ import type { Cidr } from '../policy/cidr.js';
 import { normalizeTarget, isRefusal } from './normalize-path.js';
 import type { RouteTable, CompiledRoute } from './routes.js';
 import { bearerChallenge, sendRefusal, type Refusal } from './responses.js';
-import type { Gate} from './gate.js';
+import type { Gate } from './gate.js';
 import { inCidrs, parseCidrs, type GateOutcome } from './gate.js';
 import type { Decision } from '../policy/index.js';
 import type { PartLogger } from '../audit/logger.js';
@@ -185,7 +185,8 @@ export class ForwardAuth {
     let headers: Record<string, string> = {};
     if (identity) {
       try {
-        headers = await this.#o.gate.identityHeaders(identity, route);
+        // Always all five: Caddy 2.6's copy_headers turns an absent one into a literal placeholder.
+        headers = { 'x-gatehouse-email': '', ...(await this.#o.gate.identityHeaders(identity, route)) };
       } catch (err) {
         // No signed identity, no request: the upstream must never get unsigned identity alone.
         this.#o.logger.error({ err, route: route.name }, 'signing the assertion failed');
