@@ -10,6 +10,7 @@ import type { GatehouseConfig } from '../config/schema.js';
 import { EXIT, GatehouseError } from '../lib/errors.js';
 import { explainDecision } from '../policy/index.js';
 import { OWN_ISSUER_NAME, TrustRules } from '../federation/trust-rules.js';
+import { testRoute } from './policy-route.js';
 
 interface PolicyTestOptions {
   config: string;
@@ -17,8 +18,11 @@ interface PolicyTestOptions {
   actorToken?: string;
   rule?: string;
   claims?: string;
-  /** Reserved for proxy routes (a later `--route NAME --method --path`); trust rules when absent. */
+  /** A proxy route's policy instead of the trust rules (with --method and --path). */
   route?: string;
+  method?: string;
+  path?: string;
+  sourceIp?: string;
 }
 
 async function readClaims(file: string, what: string): Promise<Record<string, unknown>> {
@@ -133,12 +137,18 @@ export function register(program: Command): void {
     program.command('policy').description('test policies and trust rules offline');
   policy
     .command('test')
-    .description('evaluate every trust rule against a token (offline; the signature is not verified)')
+    .description(
+      "evaluate the trust rules, or a proxy route's policy (--route), against a token or claims (offline)",
+    )
     .requiredOption('-c, --config <file>', 'the configuration file holding the trust rules')
     .option('--token <file>', 'a file holding the token (JWT) to test')
     .option('--actor-token <file>', 'a file holding an actor token (delegation)')
     .option('--rule <name>', 'evaluate only this rule')
     .option('--claims <json>', 'claims as a JSON object, instead of a token or laid over its claims')
+    .option('--route <name>', "evaluate this proxy route's policy instead of the trust rules")
+    .option('--method <method>', 'with --route: the request method', 'GET')
+    .option('--path <path>', 'with --route: the request path (normalized as the proxy does)')
+    .option('--source-ip <ip>', 'with --route: the client address policies see')
     .addHelpText(
       'after',
       `
@@ -150,6 +160,7 @@ Exit codes: 0 allowed, 1 denied, 2 usage or configuration error.
 Examples:
   gatehouse policy test --config gatehouse.yaml --token token.jwt
   gatehouse policy test --config gatehouse.yaml --token token.jwt --rule deploy-prod
+  gatehouse policy test --config gatehouse.yaml --route app --method GET --path /app/admin --claims '{"sub":"alice","roles":["engineer"]}'
   gatehouse policy test --config gatehouse.yaml --claims '{"iss":"https://token.actions.githubusercontent.com","aud":"https://gatehouse.example.com","repository":"octo/app"}'`,
     )
     .action(async (opts: PolicyTestOptions) => {
@@ -170,6 +181,25 @@ Examples:
       };
       const actor = opts.actorToken ? await readClaims(opts.actorToken, 'actor token') : undefined;
       const out: string[] = [];
+      if (opts.route !== undefined) {
+        if (opts.path === undefined) throw new GatehouseError('ERR_USAGE', '--route needs --path');
+        if (opts.token) out.push('note: the token signature was NOT verified (offline test)');
+        const code = testRoute(
+          config,
+          {
+            route: opts.route,
+            method: opts.method ?? 'GET',
+            path: opts.path,
+            claims,
+            fromToken: opts.token !== undefined,
+            ...(opts.sourceIp !== undefined ? { sourceIp: opts.sourceIp } : {}),
+          },
+          out,
+        );
+        process.stdout.write(out.join('\n') + '\n');
+        process.exitCode = code;
+        return;
+      }
       if (opts.token)
         out.push('note: the token signature was NOT verified (offline test); the exchange verifies it');
       const code = testTrustRules(config, claims, actor, opts.rule, out);
