@@ -19,7 +19,8 @@ export function compileGlob(pattern: string): RegExp {
         src += '[^/:]*';
       }
     } else {
-      src += ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+      // Only syntax characters are escaped: in unicode mode an escaped `-` is a SyntaxError.
+      src += ch.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
     }
   }
   re = new RegExp(src + '$', 'u');
