@@ -71,6 +71,37 @@ Example:
       },
     );
 
+  withStoreOptions(audit.command('show'))
+    .argument('<id>', 'the audit id a client was shown, like a_Qm9vZ1xY3hLk0c2Q')
+    .description('print one audit record in full: the whole explanation behind a refusal')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+A refusal tells the client "(audit id a_…)"; this prints the record behind it, with every reason.
+
+Example:
+  $ gatehouse audit show a_Qm9vZ1xY3hLk0c2Q --config /etc/gatehouse/gatehouse.yaml
+`,
+    )
+    .action(async (id: string, opts: StoreOptions & { json?: boolean }) => {
+      await withStore(opts, async ({ store }) => {
+        const [row] = await store.queryAudit({ id, limit: 1 });
+        if (!row) {
+          throw new GatehouseError('ERR_NOT_FOUND', `no audit record with id ${id}`, {
+            hint: 'check the id, and that this is the store of the server that answered (--config or --data-dir)',
+          });
+        }
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(row) + '\n');
+          return;
+        }
+        process.stdout.write(
+          `${new Date(row.ts).toISOString()}  #${row.seq}  ${row.type}  ${row.id}\n${JSON.stringify(row.data, null, 2)}\n`,
+        );
+      });
+    });
+
   withStoreOptions(audit.command('export'))
     .description('write audit records as JSON lines, for a SIEM')
     .option('--format <format>', 'output format (only jsonl)', 'jsonl')

@@ -88,6 +88,8 @@ export interface AuditQuery {
   afterSeq?: number;
   since?: number;
   type?: string;
+  /** The record with this audit id (the id shown to clients on refusals). */
+  id?: string;
   limit?: number;
 }
 

@@ -61,6 +61,18 @@ describe('gatehouse CLI', () => {
     assert.equal(refused.stdout, '', '--decode never swallows an error into output');
     assert.match(refused.stderr, /invalid_target: audience "other" is not allowed for client "ci"/);
 
+    // The audit id the client was shown leads to the full record.
+    const auditId = /audit id (a_[\w-]+)/.exec(refused.stderr)?.[1] ?? '';
+    const shown = await runCli(['audit', 'show', auditId, '--config', configFile, '--json']);
+    assert.equal(shown.code, 0, shown.stderr);
+    const rec = JSON.parse(shown.stdout) as { type: string; data: Record<string, unknown> };
+    assert.equal(rec.type, 'token.refused');
+    assert.equal(rec.data.actual, 'other');
+    assert.deepEqual(rec.data.expected, ['sts.amazonaws.com']);
+    const missing = await runCli(['audit', 'show', 'a_AAAAAAAAAAAAAAAA', '--config', configFile]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no audit record with id a_AAAAAAAAAAAAAAAA/);
+
     const tooLong = await runCli(
       ['token', '--audience', 'sts.amazonaws.com', '--server', t.url, '--ttl', '1h'],
       { env },

@@ -435,7 +435,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
         });
       });
 
-      test('query by afterSeq, since, type and limit, in seq order', async () => {
+      test('query by afterSeq, since, type, id and limit, in seq order', async () => {
         await withStore(async (store) => {
           await store.appendAudit(
             [
@@ -457,6 +457,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
             [3],
           );
           assert.deepEqual(seqs(await store.queryAudit({ type: 'nothing' })), []);
+          // By the audit id a client was shown.
+          assert.deepEqual(seqs(await store.queryAudit({ id: 'a_3' })), [3]);
+          assert.deepEqual(seqs(await store.queryAudit({ id: 'a_none' })), []);
         });
       });
 

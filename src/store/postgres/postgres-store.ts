@@ -482,6 +482,7 @@ export class PostgresStore implements Store {
         q.afterSeq !== undefined ? sql`seq > ${q.afterSeq}` : undefined,
         q.since !== undefined ? sql`ts >= ${q.since}` : undefined,
         q.type !== undefined ? sql`type = ${q.type}` : undefined,
+        q.id !== undefined ? sql`id = ${q.id}` : undefined,
       ].filter((c) => c !== undefined);
       const where = conditions.length
         ? sql`WHERE ${conditions.reduce((acc, c) => sql`${acc} AND ${c}`)}`

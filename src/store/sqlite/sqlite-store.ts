@@ -558,6 +558,10 @@ export class SqliteStore implements Store {
         where.push('type = ?');
         params.push(q.type);
       }
+      if (q.id !== undefined) {
+        where.push('id = ?');
+        params.push(q.id);
+      }
       let sql = 'SELECT * FROM audit';
       if (where.length) sql += ` WHERE ${where.join(' AND ')}`;
       sql += ' ORDER BY seq';
