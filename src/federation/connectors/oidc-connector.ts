@@ -215,8 +215,22 @@ export class OidcConnector {
 
 function upstreamRefusal(id: string, cause: unknown): GatehouseError {
   if (cause instanceof GatehouseError) return cause;
-  const e = cause as { error?: string; error_description?: string; message?: string; code?: string };
-  const what = e.error ? `${e.error}${e.error_description ? `: ${e.error_description}` : ''}` : e.message;
+  const e = cause as {
+    error?: string;
+    error_description?: string;
+    message?: string;
+    code?: string;
+    cause?: { message?: string; cause?: { claim?: unknown } };
+  };
+  // openid-client wraps the precise check that failed (`unexpected ID Token "nonce" claim value`) in a
+  // generic message; the inner one is what explains the refusal. Neither carries the token.
+  const inner = e.code?.startsWith('OAUTH_') && e.cause?.message ? e.cause.message : undefined;
+  const claim = e.cause?.cause?.claim;
+  const what = e.error
+    ? `${e.error}${e.error_description ? `: ${e.error_description}` : ''}`
+    : claim === 'nonce'
+      ? "the ID token's nonce is not the one this sign-in sent: a replayed or injected answer"
+      : (inner ?? e.message);
   const code =
     e.code === 'OAUTH_INVALID_RESPONSE' && /state/i.test(String(e.message))
       ? 'ERR_LOGIN_STATE_INVALID'
