@@ -54,8 +54,16 @@ export interface DevIdp {
   provider: Provider;
   /** Lets a relying party's redirect URI (and its post-logout page) in; the RP's URL is known only later. */
   allowRedirect(redirectUri: string, postLogoutRedirectUri?: string): void;
-  /** A signed OIDC Back-Channel Logout token, as this IdP would send it. */
-  logoutToken(claims: { sub?: string; sid?: string; aud?: string }): Promise<string>;
+  /**
+   * A signed OIDC Back-Channel Logout token, as this IdP would send it; `extra` adds or overrides claims
+   * and `omit` drops some (tests build malformed tokens with the IdP's own key).
+   */
+  logoutToken(
+    claims: { sub?: string; sid?: string; aud?: string },
+    opts?: { extra?: Record<string, unknown>; omit?: string[] },
+  ): Promise<string>;
+  /** Takes a person away (left the company): their refresh tokens stop working, sign-in fails. */
+  revokePerson(username: string): void;
   close(): Promise<void>;
 }
 
@@ -151,10 +159,32 @@ export async function startDevIdp(opts: DevIdpOptions = {}): Promise<DevIdp> {
   });
 
   const byName = new Map(people.map((p) => [p.username, p]));
+  const revoked = new Set<string>();
   const configuration: Configuration = {
     adapter: memoryAdapter(clientMetadata),
     jwks: { keys: [jwk as never] },
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    // Own cookie names: with `gatehouse dev` this IdP and Gatehouse's provider both run on 127.0.0.1, and
+    // browsers do not keep cookies apart by port, so the default names (`_session`…) would collide.
+    cookies: {
+      keys: [randomBytes(32).toString('base64url')],
+      names: {
+        session: '_devidp_session',
+        interaction: '_devidp_interaction',
+        resume: '_devidp_interaction_resume',
+      },
+    },
+    // Explicit lifetimes (seconds): the library's defaults print a notice at every start.
+    ttl: {
+      AccessToken: 600,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      RefreshToken: 14 * 24 * 3600,
+      Interaction: 3600,
+      Session: 14 * 24 * 3600,
+      Grant: 14 * 24 * 3600,
+      DeviceCode: 600,
+      ClientCredentials: 600,
+    },
     scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
     claims: {
       openid: ['sub'],
@@ -177,7 +207,7 @@ export async function startDevIdp(opts: DevIdpOptions = {}): Promise<DevIdp> {
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     findAccount: async (_ctx, sub) => {
       const p = byName.get(sub);
-      if (!p) return undefined;
+      if (!p || revoked.has(sub)) return undefined;
       return {
         accountId: sub,
         claims: async () => ({
@@ -207,7 +237,7 @@ export async function startDevIdp(opts: DevIdpOptions = {}): Promise<DevIdp> {
       if (req.method === 'POST') {
         const form = await readBody(req);
         const p = byName.get(form.get('username') ?? '');
-        if (!p || p.password !== form.get('password')) {
+        if (!p || revoked.has(p.username) || p.password !== form.get('password')) {
           return page(res, 401, `<p>Wrong username or password.</p>${loginForm(uid)}`);
         }
         await provider.interactionFinished(
@@ -263,13 +293,19 @@ export async function startDevIdp(opts: DevIdpOptions = {}): Promise<DevIdp> {
       redirectUris.add(redirectUri);
       if (postLogoutRedirectUri) postLogout.add(postLogoutRedirectUri);
     },
-    async logoutToken(claims) {
+    revokePerson(username) {
+      revoked.add(username);
+    },
+    async logoutToken(claims, o = {}) {
       const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({
+      const payload: Record<string, unknown> = {
         events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
         ...(claims.sub ? { sub: claims.sub } : {}),
         ...(claims.sid ? { sid: claims.sid } : {}),
-      })
+        ...o.extra,
+      };
+      for (const k of o.omit ?? []) delete payload[k];
+      return new SignJWT(payload)
         .setProtectedHeader({ alg: 'ES256', kid: 'dev-idp-1', typ: 'logout+jwt' })
         .setIssuer(url)
         .setAudience(claims.aud ?? clientId)
