@@ -61,6 +61,32 @@ function basicClientId(header: string | undefined): string | undefined {
   }
 }
 
+const DAY_SEC = 24 * 3600;
+
+/**
+ * Lifetimes (seconds) of what the library issues and keeps, from the configuration: set explicitly so
+ * that nothing runs on a library default (which also prints a notice at every start).
+ */
+export function providerTtl(config: IssuerContext['config']): Record<string, number> {
+  const sec = (ms: number) => Math.max(1, Math.floor(ms / 1000));
+  const token = sec(config.tokens.default_ttl);
+  return {
+    // Opaque access tokens and ID tokens for downstream apps: as short as every other token.
+    AccessToken: token,
+    ClientCredentials: token,
+    IdToken: token,
+    AuthorizationCode: 60,
+    DeviceCode: 600,
+    // A sign-in at an upstream IdP may take a while (MFA, a password reset).
+    Interaction: 3600,
+    // The provider's own session for downstream apps never outlives a Gatehouse session.
+    Session: sec(config.sessions.absolute_timeout),
+    // The CLI's login (refresh token) lasts two weeks, and its grant with it.
+    RefreshToken: 14 * DAY_SEC,
+    Grant: 14 * DAY_SEC,
+  };
+}
+
 export async function createProvider(ic: IssuerContext, cookieKeys: string[]): Promise<Provider> {
   const alg = ic.keys.active().alg;
   const configuration: Configuration = {
@@ -106,6 +132,7 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
       ctx.body = `<!doctype html><meta charset="utf-8"><title>Gatehouse: ${escapeHtml(String(out.error))}</title><h1>${escapeHtml(String(out.error))}</h1><p>${escapeHtml(String(out.error_description ?? ''))}</p>`;
     },
     clockTolerance: Math.floor(ic.config.tokens.clock_skew / 1000),
+    ttl: providerTtl(ic.config),
   };
   // People: downstream apps (authorization code + PKCE), the CLI's device login, sign-in interactions
   // through the connectors, and findAccount from the account records (src/issuer/accounts.ts).
