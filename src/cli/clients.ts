@@ -1,7 +1,8 @@
-// `gatehouse clients list|create|rotate-secret`: service accounts and their secrets. Secrets are shown
-// once, when made, and stored only hashed; rotation keeps the old secret working for an overlap.
+// `gatehouse clients list|create|rotate-secret`: service accounts, the downstream apps of the config
+// (`downstream_clients`: Jira, Jenkins…) and their secrets. Secrets are shown once, when made, and stored
+// only hashed; rotation keeps the old secret working for an overlap.
 import type { Command } from 'commander';
-import { clientSchema } from '../config/schema.js';
+import { clientSchema, type GatehouseConfig } from '../config/schema.js';
 import { ClientRegistry } from '../issuer/clients.js';
 import { rotateSecret } from '../issuer/client-secrets.js';
 import { AuditLog } from '../audit/index.js';
@@ -32,6 +33,13 @@ async function registry(ctx: AdminContext): Promise<ClientRegistry> {
   return new ClientRegistry(ctx.config?.clients ?? [], ctx.store);
 }
 
+type DownstreamClient = GatehouseConfig['downstream_clients'][number];
+
+/** Downstream apps declared in the config: their secrets live in the store like a service account's. */
+function downstreamClients(ctx: AdminContext): DownstreamClient[] {
+  return ctx.config?.downstream_clients ?? [];
+}
+
 export function register(program: Command): void {
   const clients = program.command('clients').description('manage service accounts and their secrets');
 
@@ -48,38 +56,62 @@ export function register(program: Command): void {
     await withStore(opts, async (ctx) => {
       const now = Date.now();
       const list = await (await registry(ctx)).list();
+      const apps = downstreamClients(ctx);
       const secrets = await ctx.store.listSecrets();
-      const rows = list.map((c) => ({
-        id: c.id,
-        source: c.source,
-        grant_types: c.grant_types,
-        allowed_audiences: c.allowed_audiences,
-        roles: c.roles,
-        secrets: secrets
-          .filter((s) => s.clientId === c.id)
+      const secretRows = (id: string) =>
+        secrets
+          .filter((s) => s.clientId === id)
           .map((s) => ({
             id: s.id,
             created_at: new Date(s.createdAt).toISOString(),
             expires_at: s.expiresAt === null ? null : new Date(s.expiresAt).toISOString(),
             expired: s.expiresAt !== null && s.expiresAt <= now,
-          })),
-      }));
+          }));
+      const rows = [
+        ...list.map((c) => ({
+          id: c.id,
+          source: c.source,
+          grant_types: c.grant_types,
+          allowed_audiences: c.allowed_audiences,
+          roles: c.roles,
+          secrets: secretRows(c.id),
+        })),
+        ...apps.map((d) => ({
+          id: d.id,
+          source: 'downstream' as const,
+          ...(d.name !== undefined ? { name: d.name } : {}),
+          grant_types: ['authorization_code', 'refresh_token'],
+          redirect_uris: d.redirect_uris,
+          public: d.public,
+          secrets: secretRows(d.id),
+        })),
+      ];
       if (opts.json) {
         process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
         return;
       }
       if (rows.length === 0) process.stdout.write('no clients\n');
-      for (const c of list) {
-        process.stdout.write(
-          `${c.id}  (${c.source})  audiences: ${c.allowed_audiences.join(', ')}  roles: ${c.roles.join(', ') || '-'}\n`,
-        );
-        const own = secrets.filter((s) => s.clientId === c.id);
+      const printSecrets = (id: string) => {
+        const own = secrets.filter((s) => s.clientId === id);
         if (own.length === 0)
-          process.stdout.write(`  no secret: create one with gatehouse clients rotate-secret ${c.id}\n`);
+          process.stdout.write(`  no secret: create one with gatehouse clients rotate-secret ${id}\n`);
         for (const s of own)
           process.stdout.write(
             `  secret ${s.id}  created ${new Date(s.createdAt).toISOString()}  expires ${when(s.expiresAt, now)}\n`,
           );
+      };
+      for (const c of list) {
+        process.stdout.write(
+          `${c.id}  (${c.source})  audiences: ${c.allowed_audiences.join(', ')}  roles: ${c.roles.join(', ') || '-'}\n`,
+        );
+        printSecrets(c.id);
+      }
+      for (const d of apps) {
+        process.stdout.write(
+          `${d.id}  (downstream app${d.name ? `: ${d.name}` : ''})  redirect URIs: ${d.redirect_uris.join(', ')}\n`,
+        );
+        if (d.public) process.stdout.write('  public client: no secret (PKCE only)\n');
+        else printSecrets(d.id);
       }
     });
   });
@@ -138,7 +170,7 @@ export function register(program: Command): void {
           throw new GatehouseError('ERR_USAGE', `invalid client: ${why}`);
         }
         await withStore(opts, async (ctx) => {
-          if (await (await registry(ctx)).get(id)) {
+          if ((await (await registry(ctx)).get(id)) || downstreamClients(ctx).some((d) => d.id === id)) {
             throw new GatehouseError('ERR_USAGE', `client "${id}" already exists`, {
               hint: `rotate its secret with: gatehouse clients rotate-secret ${id}`,
             });
@@ -185,11 +217,19 @@ export function register(program: Command): void {
         const overlapMs = durationOption('--overlap', opts.overlap === '0' ? '0s' : opts.overlap) ?? 0;
         const ttlOpt = durationOption('--ttl', opts.ttl);
         await withStore(opts, async (ctx) => {
-          const client = await (await registry(ctx)).get(id);
+          const client =
+            (await (await registry(ctx)).get(id)) ?? downstreamClients(ctx).find((d) => d.id === id);
           if (!client) {
             throw new GatehouseError('ERR_USAGE', `unknown client "${id}"`, {
               hint: 'see the clients with: gatehouse clients list',
             });
+          }
+          if ('public' in client && client.public) {
+            throw new GatehouseError(
+              'ERR_USAGE',
+              `client "${id}" is a public downstream client: it has no secret (PKCE only)`,
+              { hint: `set public: false on downstream_clients entry "${id}" to give it a secret` },
+            );
           }
           const now = Date.now();
           const result = await rotateSecret(ctx.store, id, {
