@@ -1,0 +1,161 @@
+// Session cookie flags over TLS, in real Chromium: Gatehouse serves https with a certificate this test
+// makes, alice signs in through the dev IdP, and the session cookie is `__Host-gatehouse`, Secure,
+// HttpOnly, SameSite=Lax, Path=/, without a Domain.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { parseConfigText } from '../../src/config/load.js';
+import { generateKekText } from '../../src/keys/seal.js';
+import { startGatehouse, type Gatehouse } from '../../src/server/app.js';
+import { createLogger } from '../../src/lib/logger.js';
+import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
+import { tempDir } from '../helpers/gatehouse.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM)
+  ? false
+  : 'chromium is not installed (/usr/bin/chromium, Debian package chromium)';
+let dir: string;
+let idp: DevIdp;
+let gh: Gatehouse;
+let browser: Browser;
+
+/** A self-signed certificate for 127.0.0.1 (the browser is told to accept it). */
+function selfSigned(where: string): { key: Buffer; cert: Buffer } {
+  const key = join(where, 'tls.key');
+  const cert = join(where, 'tls.crt');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
+  return { key: readFileSync(key), cert: readFileSync(cert) };
+}
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir();
+  idp = await startDevIdp({ host: '127.0.0.2' });
+  const { config } = parseConfigText('', {
+    file: 'test.yaml',
+    baseDir: dir,
+    base: {
+      issuer: { url: 'https://127.0.0.1:1' },
+      server: { host: '127.0.0.1', port: 0 },
+      store: { sqlite: { path: join(dir, 'gatehouse.db') } },
+      keys: { encryption_key: generateKekText() },
+      log: { level: 'silent' },
+      connectors: [
+        {
+          id: 'dev',
+          issuer: idp.url,
+          client_id: idp.clientId,
+          client_secret: idp.clientSecret,
+          scopes: ['openid', 'email', 'profile', 'groups'],
+        },
+      ],
+      roles: { admin: ['admins'], engineer: ['engineering'] },
+    },
+  });
+  gh = await startGatehouse(config, {
+    issuerFromAddress: true,
+    tls: selfSigned(dir),
+    logger: createLogger({ level: 'silent' }),
+  });
+  idp.allowRedirect(gh.browserAuth.redirectUri);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+      '--ignore-certificate-errors',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await gh?.close();
+  await idp?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test(
+  'over https the session cookie is __Host-gatehouse: Secure, HttpOnly, SameSite=Lax, Path=/, no Domain',
+  { skip },
+  async () => {
+    assert.match(gh.config.issuer.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await ctx.newPage();
+    const setCookies: string[] = [];
+    page.on('response', (r) => {
+      if (r.url().startsWith(gh.url))
+        void r.headersArray().then((hs) => {
+          for (const h of hs)
+            if (h.name.toLowerCase() === 'set-cookie') setCookies.push(...h.value.split('\n'));
+        });
+    });
+    await page.goto(`${gh.url}/.gatehouse/login?rd=${encodeURIComponent('/.gatehouse/whoami')}`);
+    await page.fill('input[name=username]', 'alice');
+    await page.fill('input[name=password]', 'alice-password');
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${gh.url}/.gatehouse/whoami`);
+    const me = JSON.parse((await page.textContent('body')) ?? '{}') as Record<string, unknown>;
+    assert.equal(me.sub, 'alice');
+    assert.deepEqual(me.roles, ['admin', 'engineer']);
+
+    const cookies = await ctx.cookies(gh.url);
+    const session = cookies.find((c) => c.name === '__Host-gatehouse');
+    assert.ok(
+      session,
+      `the session cookie is __Host-gatehouse (got ${cookies.map((c) => c.name).join(', ')})`,
+    );
+    assert.equal(session.secure, true);
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, 'Lax');
+    assert.equal(session.path, '/');
+    assert.equal(session.domain, '127.0.0.1', 'a host-only cookie');
+    assert.equal(
+      cookies.find((c) => c.name === 'gatehouse_session'),
+      undefined,
+      'no plain-http cookie over https',
+    );
+
+    // The header as sent: every Gatehouse cookie over https follows the __Host- rules.
+    const raw = setCookies.find((c) => c.startsWith('__Host-gatehouse='));
+    assert.ok(raw, 'the callback set the session cookie');
+    const attrs = raw.split(';').map((a) => a.trim().toLowerCase());
+    for (const want of ['secure', 'httponly', 'samesite=lax', 'path=/'])
+      assert.ok(attrs.includes(want), want);
+    assert.ok(!attrs.some((a) => a.startsWith('domain=')), 'no Domain attribute');
+    const login = setCookies.find((c) => c.startsWith('__Host-gatehouse-login='));
+    assert.ok(login, 'the browser-binding login cookie is a __Host- cookie too');
+    assert.match(login, /; Secure/);
+    await ctx.close();
+  },
+);
