@@ -262,8 +262,22 @@ export async function startGatehouse(
           })
         : undefined;
     // Forward-auth and websockets decide as the proxy does, through the same gate (src/proxy/gate.ts).
-    const gate = new Gate({ config, keys, revocations, audit, logger, now, browserAuth: () => proxy.browserAuth });
-    const forwardAuth = new ForwardAuth({ config: config.forward_auth, gate, routes: () => proxy.routes, logger, now });
+    const gate = new Gate({
+      config,
+      keys,
+      revocations,
+      audit,
+      logger,
+      now,
+      browserAuth: () => proxy.browserAuth,
+    });
+    const forwardAuth = new ForwardAuth({
+      config: config.forward_auth,
+      gate,
+      routes: () => proxy.routes,
+      logger,
+      now,
+    });
     const websockets = new WebsocketProxy({
       gate,
       match: (req) => proxy.match(req),
@@ -393,7 +407,10 @@ export async function startGatehouse(
             also: redirect ? [redirect] : [],
           });
           if (!inTime)
-            logger.warn({ event: 'server.drain_expired' }, 'connections still open at the end of the grace were cut');
+            logger.warn(
+              { event: 'server.drain_expired' },
+              'connections still open at the end of the grace were cut',
+            );
           for (const c of cleanups.reverse()) await c();
           if (ownStore) await store.close();
         })();

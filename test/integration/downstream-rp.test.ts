@@ -76,7 +76,7 @@ before(async () => {
           expectedNonce: p.nonce,
           idTokenExpected: true,
         });
-        const claims = tokens.claims() ?? {};
+        const claims: { sub?: string } = tokens.claims() ?? {};
         const info = await oidc.fetchUserInfo(config, tokens.access_token, String(claims.sub));
         res
           .writeHead(200, { 'content-type': 'application/json' })

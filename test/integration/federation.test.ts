@@ -238,7 +238,8 @@ trust_rules:
     const reasons = data.reasons as { rule: string; passed: boolean; path: string }[];
     assert.ok(
       reasons.some(
-        (x) => x.rule === 'gl-protected' && !x.passed && x.path.startsWith('trust_rules[2].conditions.all[2]'),
+        (x) =>
+          x.rule === 'gl-protected' && !x.passed && x.path.startsWith('trust_rules[2].conditions.all[2]'),
       ),
       JSON.stringify(reasons),
     );
