@@ -6,7 +6,7 @@ import { onShutdown } from './shutdown.js';
 export function register(program: Command): void {
   program
     .command('dev')
-    .description('run the dev stack: issuer, demo service account (embedded SQLite in a data directory)')
+    .description('run the dev stack: issuer, dev IdP with demo people, demo app behind the proxy, demo service account')
     .option('-p, --port <port>', 'port to listen on (0: any free port)', '8080')
     .option('-d, --data-dir <dir>', 'data directory (keys, store, dev secrets)', '.gatehouse')
     .option(
