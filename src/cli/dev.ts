@@ -1,12 +1,15 @@
 // `gatehouse dev`: the whole dev stack on the embedded store, for trying Gatehouse in five minutes.
 import type { Command } from 'commander';
+import { importQuietly } from '../lib/quiet-import.js';
 import { GatehouseError } from '../lib/errors.js';
 import { onShutdown } from './shutdown.js';
 
 export function register(program: Command): void {
   program
     .command('dev')
-    .description('run the dev stack: issuer, dev IdP with demo people, demo app behind the proxy, demo service account')
+    .description(
+      'run the dev stack: issuer, dev IdP with demo people, demo app behind the proxy, demo service account',
+    )
     .option('-p, --port <port>', 'port to listen on (0: any free port)', '8080')
     .option('-d, --data-dir <dir>', 'data directory (keys, store, dev secrets)', '.gatehouse')
     .option(
@@ -30,7 +33,7 @@ Examples:
         throw new GatehouseError('ERR_USAGE', `--port must be a port number, got "${opts.port}"`);
       }
       // Loaded on use: the server modules (and oidc-provider) are not needed by other commands.
-      const { startDevStack } = await import('../server/dev-stack.js');
+      const { startDevStack } = await importQuietly(() => import('../server/dev-stack.js'));
       const stack = await startDevStack({ port, dataDir: opts.dataDir, configFile: opts.config });
       for (const line of stack.lines) process.stdout.write(line + '\n');
       await onShutdown(() => stack.close());

@@ -1,5 +1,6 @@
 // `gatehouse serve --config FILE`: run Gatehouse from a configuration file.
 import type { Command } from 'commander';
+import { importQuietly } from '../lib/quiet-import.js';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../lib/logger.js';
 import { onShutdown } from './shutdown.js';
@@ -22,7 +23,7 @@ Examples:
       const format =
         opts.logFormat === 'pretty' || opts.logFormat === 'json' ? opts.logFormat : loaded.config.log.format;
       const logger = createLogger({ level: loaded.config.log.level, format, secrets: loaded.secrets });
-      const { startGatehouse } = await import('../server/app.js');
+      const { startGatehouse } = await importQuietly(() => import('../server/app.js'));
       const gh = await startGatehouse(loaded.config, { logger, configFile: loaded.file });
       // SIGHUP reloads the configuration file (it is also watched); a bad file keeps the running one.
       const hup = () => void gh.reloader?.reload('signal');
