@@ -3,15 +3,12 @@
 // JSON. The dev IdP and Gatehouse share 127.0.0.1 (cookies are not kept apart by port), as on a laptop.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { rmSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumSkip as skip, launchChromium, signIn } from '../helpers/browser.js';
 import { startCli, type RunningCli } from '../helpers/processes.js';
 import { tempDir } from '../helpers/gatehouse.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : 'chromium is not installed (/usr/bin/chromium, Debian package chromium)';
 let dir: string;
 let dev: RunningCli;
 let browser: Browser;
@@ -28,17 +25,7 @@ before(async () => {
     const m = /^LOGIN (\S+) \/ (\S+)$/.exec(line);
     if (m) logins.set(m[1] as string, m[2] as string);
   }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -54,9 +41,7 @@ async function signInAt(page: Page, url: string, who: string): Promise<void> {
   await page.goto(url);
   await page.waitForSelector('input[name=username]');
   assert.notEqual(new URL(page.url()).origin, new URL(demoUrl).origin, 'sent to the IdP to sign in');
-  await page.fill('input[name=username]', who);
-  await page.fill('input[name=password]', password);
-  await page.click('button[type=submit]');
+  await signIn(page, who, password);
   await page.waitForURL(url, { timeout: 10_000 }).catch(async (e: unknown) => {
     throw new Error(`did not land on ${url} but ${page.url()}: ${(await page.content()).slice(0, 500)}`, {
       cause: e,

@@ -2,13 +2,11 @@
 // the session cookie changes at login, and sign-out (a POST with its CSRF token) ends the session.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumSkip as skip, launchChromium, signIn } from '../helpers/browser.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : 'chromium is not installed (/usr/bin/chromium)';
 let idp: DevIdp;
 let gh: TestGatehouse;
 let browser: Browser;
@@ -32,17 +30,7 @@ before(async () => {
     },
   });
   idp.allowRedirect(gh.gh.browserAuth.redirectUri, `${gh.url}/.gatehouse/signed-out`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -51,11 +39,9 @@ after(async () => {
   await idp?.close();
 });
 
-async function signIn(page: Page, who: string, rd: string): Promise<void> {
+async function signInAt(page: Page, who: string, rd: string): Promise<void> {
   await page.goto(`${gh.url}/.gatehouse/login?rd=${encodeURIComponent(rd)}`);
-  await page.fill('input[name=username]', who);
-  await page.fill('input[name=password]', `${who}-password`);
-  await page.click('button[type=submit]');
+  await signIn(page, who, `${who}-password`);
   await page.waitForURL((u) => u.href.startsWith(gh.url) && !u.pathname.startsWith('/.gatehouse/callback'));
 }
 
@@ -70,7 +56,7 @@ test(
   async () => {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
-    await signIn(page, 'alice', '/.gatehouse/whoami?from=test');
+    await signInAt(page, 'alice', '/.gatehouse/whoami?from=test');
     assert.equal(new URL(page.url()).pathname + new URL(page.url()).search, '/.gatehouse/whoami?from=test');
     const me = JSON.parse((await page.textContent('body')) ?? '{}') as Record<string, unknown>;
     assert.equal(me.sub, 'alice');
@@ -93,16 +79,14 @@ test(
   async () => {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
-    await signIn(page, 'bob', '/.gatehouse/whoami');
+    await signInAt(page, 'bob', '/.gatehouse/whoami');
     const first = (await ctx.cookies(gh.url)).find((k) => k.name === 'gatehouse_session')?.value;
     assert.ok(first);
     // Sign in again (a different person on the same browser): a new session id, the previous one ends.
     await ctx.clearCookies({ domain: '127.0.0.2' });
     await page.goto(`${gh.url}/.gatehouse/login?connector=dev&rd=/.gatehouse/whoami`);
     await page.waitForSelector('input[name=username]');
-    await page.fill('input[name=username]', 'alice');
-    await page.fill('input[name=password]', 'alice-password');
-    await page.click('button[type=submit]');
+    await signIn(page, 'alice', 'alice-password');
     await page.waitForURL(`${gh.url}/.gatehouse/whoami`, { timeout: 5000 }).catch(async (e: unknown) => {
       console.log(await page.content());
       throw e;

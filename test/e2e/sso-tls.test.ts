@@ -4,9 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { chromiumSkip as skip, launchChromium, signIn } from '../helpers/browser.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { generateKekText } from '../../src/keys/seal.js';
 import { startGatehouse, type Gatehouse } from '../../src/server/app.js';
@@ -14,10 +15,6 @@ import { createLogger } from '../../src/lib/logger.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 import { tempDir } from '../helpers/gatehouse.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : 'chromium is not installed (/usr/bin/chromium, Debian package chromium)';
 let dir: string;
 let idp: DevIdp;
 let gh: Gatehouse;
@@ -84,18 +81,7 @@ before(async () => {
     logger: createLogger({ level: 'silent' }),
   });
   idp.allowRedirect(gh.browserAuth.redirectUri);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-      '--ignore-certificate-errors',
-    ],
-  });
+  browser = await launchChromium({ ignoreCertificateErrors: true });
 });
 
 after(async () => {
@@ -121,9 +107,7 @@ test(
         });
     });
     await page.goto(`${gh.url}/.gatehouse/login?rd=${encodeURIComponent('/.gatehouse/whoami')}`);
-    await page.fill('input[name=username]', 'alice');
-    await page.fill('input[name=password]', 'alice-password');
-    await page.click('button[type=submit]');
+    await signIn(page, 'alice', 'alice-password');
     await page.waitForURL(`${gh.url}/.gatehouse/whoami`);
     const me = JSON.parse((await page.textContent('body')) ?? '{}') as Record<string, unknown>;
     assert.equal(me.sub, 'alice');

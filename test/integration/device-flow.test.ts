@@ -3,15 +3,14 @@
 // issues a token with the person's claims, and `gatehouse logout` revokes it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { chromiumSkip as skip, launchChromium, signIn } from '../helpers/browser.js';
 import { runCli, startTestGatehouse, tempDir, type TestGatehouse } from '../helpers/gatehouse.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : 'chromium is not installed (/usr/bin/chromium)';
 const ROOT = new URL('../../', import.meta.url).pathname;
 let idp: DevIdp;
 let gh: TestGatehouse;
@@ -36,17 +35,7 @@ before(async () => {
     },
   });
   idp.allowRedirect(gh.gh.browserAuth.redirectUri);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -85,9 +74,7 @@ test(
     await page.goto(url);
     assert.ok((await page.textContent('body'))?.includes(code), 'the page shows the same code');
     await page.click('button:has-text("Allow")');
-    await page.fill('input[name=username]', 'alice');
-    await page.fill('input[name=password]', 'alice-password');
-    await page.click('button[type=submit]');
+    await signIn(page, 'alice', 'alice-password');
     await page.waitForSelector('text=Device signed in');
     assert.equal(await exited, 0, out);
     assert.match(out, /signed in as alice@example.com/);

@@ -3,16 +3,14 @@
 // claims in the ID token and userinfo. A wrong redirect URI and a request without PKCE are refused.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { chromiumSkip as skip, launchChromium, signIn } from '../helpers/browser.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : 'chromium is not installed (/usr/bin/chromium)';
 let idp: DevIdp;
 let gh: TestGatehouse;
 let browser: Browser;
@@ -86,17 +84,7 @@ before(async () => {
       res.writeHead(404).end();
     })().catch((e: unknown) => res.writeHead(500).end(String((e as Error).message)));
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -110,9 +98,7 @@ test('Jira signs alice in through Gatehouse and gets email, name, groups and rol
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   await page.goto(`${jiraUrl}/login`);
-  await page.fill('input[name=username]', 'alice');
-  await page.fill('input[name=password]', 'alice-password');
-  await page.click('button[type=submit]');
+  await signIn(page, 'alice', 'alice-password');
   await page.waitForURL((u) => u.href.startsWith(`${jiraUrl}/callback`));
   const body = JSON.parse((await page.textContent('body')) ?? '{}') as {
     id_token: Record<string, unknown>;
