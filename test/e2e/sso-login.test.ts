@@ -4,8 +4,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { chromiumSkip as skip, launchChromium, signIn } from '../helpers/browser.js';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
-import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
+import type { TestGatehouse } from '../helpers/gatehouse.js';
+import { startSsoStack } from '../helpers/sso.js';
+import type { DevIdp } from '../../src/server/dev-idp.js';
 
 let idp: DevIdp;
 let gh: TestGatehouse;
@@ -13,23 +14,8 @@ let browser: Browser;
 
 before(async () => {
   if (skip) return;
-  // Another loopback address, so the IdP's cookies and Gatehouse's never share a host.
-  idp = await startDevIdp({ host: '127.0.0.2' });
-  gh = await startTestGatehouse({
-    base: {
-      connectors: [
-        {
-          id: 'dev',
-          issuer: idp.url,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
-      ],
-      roles: { admin: ['admins'], engineer: ['engineering'] },
-    },
-  });
-  idp.allowRedirect(gh.gh.browserAuth.redirectUri, `${gh.url}/.gatehouse/signed-out`);
+  // The IdP on another loopback address, so its cookies and Gatehouse's never share a host.
+  ({ idp, gh } = await startSsoStack({ signedOutPage: true }));
   browser = await launchChromium();
 });
 

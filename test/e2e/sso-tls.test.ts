@@ -14,6 +14,7 @@ import { startGatehouse, type Gatehouse } from '../../src/server/app.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 import { tempDir } from '../helpers/gatehouse.js';
+import { DEV_ROLES, devConnector } from '../helpers/sso.js';
 
 let dir: string;
 let idp: DevIdp;
@@ -63,16 +64,8 @@ before(async () => {
       store: { sqlite: { path: join(dir, 'gatehouse.db') } },
       keys: { encryption_key: generateKekText() },
       log: { level: 'silent' },
-      connectors: [
-        {
-          id: 'dev',
-          issuer: idp.url,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
-      ],
-      roles: { admin: ['admins'], engineer: ['engineering'] },
+      connectors: [devConnector(idp)],
+      roles: DEV_ROLES,
     },
   });
   gh = await startGatehouse(config, {

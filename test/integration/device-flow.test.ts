@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Browser } from 'playwright-core';
 import { chromiumSkip as skip, launchChromium, signIn } from '../helpers/browser.js';
-import { runCli, startTestGatehouse, tempDir, type TestGatehouse } from '../helpers/gatehouse.js';
-import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
+import { runCli, tempDir, type TestGatehouse } from '../helpers/gatehouse.js';
+import { startSsoStack } from '../helpers/sso.js';
+import type { DevIdp } from '../../src/server/dev-idp.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 let idp: DevIdp;
@@ -19,22 +20,7 @@ const xdg = tempDir('gatehouse-xdg-');
 
 before(async () => {
   if (skip) return;
-  idp = await startDevIdp({ host: '127.0.0.2' });
-  gh = await startTestGatehouse({
-    base: {
-      connectors: [
-        {
-          id: 'dev',
-          issuer: idp.url,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
-      ],
-      roles: { admin: ['admins'], engineer: ['engineering'] },
-    },
-  });
-  idp.allowRedirect(gh.gh.browserAuth.redirectUri);
+  ({ idp, gh } = await startSsoStack());
   browser = await launchChromium();
 });
 

@@ -8,8 +8,9 @@ import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
 import { chromiumSkip as skip, launchChromium, signIn } from '../helpers/browser.js';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
-import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
+import type { TestGatehouse } from '../helpers/gatehouse.js';
+import { startSsoStack } from '../helpers/sso.js';
+import type { DevIdp } from '../../src/server/dev-idp.js';
 
 let idp: DevIdp;
 let gh: TestGatehouse;
@@ -19,27 +20,13 @@ let jiraUrl = '';
 
 before(async () => {
   if (skip) return;
-  idp = await startDevIdp({ host: '127.0.0.2' });
   // Jira listens first so its redirect URI is known for the config.
   jira = createServer();
   await new Promise<void>((r) => jira.listen(0, '127.0.0.3', () => r()));
   jiraUrl = `http://127.0.0.3:${(jira.address() as AddressInfo).port}`;
-  gh = await startTestGatehouse({
-    base: {
-      connectors: [
-        {
-          id: 'dev',
-          issuer: idp.url,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
-      ],
-      roles: { admin: ['admins'], engineer: ['engineering'] },
-      downstream_clients: [{ id: 'jira', name: 'Jira', redirect_uris: [`${jiraUrl}/callback`] }],
-    },
-  });
-  idp.allowRedirect(gh.gh.browserAuth.redirectUri);
+  ({ idp, gh } = await startSsoStack({
+    base: { downstream_clients: [{ id: 'jira', name: 'Jira', redirect_uris: [`${jiraUrl}/callback`] }] },
+  }));
   const secret = await gh.secretFor('jira');
   const config = await oidc.discovery(new URL(gh.url), 'jira', secret, oidc.ClientSecretBasic(secret), {
     execute: [oidc.allowInsecureRequests],

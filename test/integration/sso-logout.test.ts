@@ -4,8 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair, SignJWT } from 'jose';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
-import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
+import type { TestGatehouse } from '../helpers/gatehouse.js';
+import { startSsoStack } from '../helpers/sso.js';
+import type { DevIdp } from '../../src/server/dev-idp.js';
 import { startDemoApp, type DemoApp } from '../../src/server/demo-app.js';
 import { CookieJar, loginUntilCallback, send } from '../helpers/http-browser.js';
 
@@ -16,22 +17,11 @@ let gh: TestGatehouse;
 let clock = Date.now();
 
 before(async () => {
-  idp = await startDevIdp({ host: '127.0.0.2' });
   app = await startDemoApp();
-  gh = await startTestGatehouse({
+  ({ idp, gh } = await startSsoStack({
     now: () => clock,
+    connector: { recheck_interval: '1s' },
     base: {
-      connectors: [
-        {
-          id: 'dev',
-          issuer: idp.url,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-          recheck_interval: '1s',
-        },
-      ],
-      roles: { admin: ['admins'], engineer: ['engineering'] },
       // The re-check runs where a session is used: the proxy asking who the person is.
       routes: [
         {
@@ -42,8 +32,7 @@ before(async () => {
         },
       ],
     },
-  });
-  idp.allowRedirect(gh.gh.browserAuth.redirectUri);
+  }));
 });
 
 after(async () => {

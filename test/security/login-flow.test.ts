@@ -3,7 +3,8 @@
 // Every refusal is checked by status, message, its audit record, and the absence of a session cookie.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import type { TestGatehouse } from '../helpers/gatehouse.js';
+import { startSsoStack } from '../helpers/sso.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 import {
   CookieJar,
@@ -22,25 +23,14 @@ let gh: TestGatehouse;
 
 before(async () => {
   // The IdP on another loopback address, so its cookies and Gatehouse's never share a host.
-  idp = await startDevIdp({ host: '127.0.0.2' });
-  otherIdp = await startDevIdp({ host: '127.0.0.2' });
-  gh = await startTestGatehouse({
+  ({ idp, gh } = await startSsoStack({
     base: {
-      connectors: [
-        {
-          id: 'dev',
-          issuer: idp.url,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
-      ],
       roles: { admin: ['admins'] },
       // Every case here fails a sign-in on purpose; the failure limiter has its own test.
       sessions: { max_failures: 1000 },
     },
-  });
-  idp.allowRedirect(gh.gh.browserAuth.redirectUri);
+  }));
+  otherIdp = await startDevIdp({ host: '127.0.0.2' });
   otherIdp.allowRedirect(gh.gh.browserAuth.redirectUri);
 });
 
