@@ -3,7 +3,6 @@
 // HttpOnly, SameSite=Lax, Path=/, without a Domain.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -15,46 +14,19 @@ import { createLogger } from '../../src/lib/logger.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 import { tempDir } from '../helpers/gatehouse.js';
 import { DEV_ROLES, devConnector } from '../helpers/sso.js';
+import { selfSignedCert } from '../helpers/tls.js';
 
 let dir: string;
 let idp: DevIdp;
 let gh: Gatehouse;
 let browser: Browser;
 
-/** A self-signed certificate for 127.0.0.1 (the browser is told to accept it). */
-function selfSigned(where: string): { key: Buffer; cert: Buffer } {
-  const key = join(where, 'tls.key');
-  const cert = join(where, 'tls.crt');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key: readFileSync(key), cert: readFileSync(cert) };
-}
-
 before(async () => {
   if (skip) return;
   dir = tempDir();
   idp = await startDevIdp({ host: '127.0.0.2' });
+  // The browser is told to accept it.
+  const cert = selfSignedCert(dir, '127.0.0.1');
   const { config } = parseConfigText('', {
     file: 'test.yaml',
     baseDir: dir,
@@ -70,7 +42,7 @@ before(async () => {
   });
   gh = await startGatehouse(config, {
     issuerFromAddress: true,
-    tls: selfSigned(dir),
+    tls: { key: readFileSync(cert.key), cert: readFileSync(cert.cert) },
     logger: createLogger({ level: 'silent' }),
   });
   idp.allowRedirect(gh.browserAuth.redirectUri);

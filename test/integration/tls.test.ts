@@ -3,7 +3,6 @@
 // the configured URL, never from Host.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer, request as httpRequest } from 'node:http';
@@ -15,35 +14,7 @@ import { generateKekText } from '../../src/keys/seal.js';
 import { startGatehouse, type Gatehouse } from '../../src/server/app.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { tempDir } from '../helpers/gatehouse.js';
-
-function makeCert(dir: string, cn: string): { cert: string; key: string } {
-  const key = join(dir, `${cn}.key`);
-  const cert = join(dir, `${cn}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${cn}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
+import { selfSignedCert } from '../helpers/tls.js';
 
 function peer(url: string): Promise<{ cn: string; status: number }> {
   return new Promise((resolve, reject) => {
@@ -79,7 +50,7 @@ describe('TLS termination', () => {
 
   before(async () => {
     dir = tempDir();
-    const first = makeCert(dir, 'first');
+    const first = selfSignedCert(dir, 'first');
     writeFileSync(join(dir, 'server.key'), readText(first.key));
     writeFileSync(join(dir, 'server.crt'), readText(first.cert));
     redirectPort = await freePort();
@@ -115,7 +86,7 @@ server:
   });
 
   test('a replaced certificate is served without a restart', async () => {
-    replace(makeCert(dir, 'second'));
+    replace(selfSignedCert(dir, 'second'));
     const deadline = Date.now() + 5000;
     while ((await peer(gh.url)).cn !== 'second') {
       assert.ok(Date.now() < deadline, 'the new certificate was not served within 5s');
@@ -124,7 +95,7 @@ server:
   });
 
   test('a key that does not match the certificate is refused; the old pair keeps serving', async () => {
-    const other = makeCert(dir, 'third');
+    const other = selfSignedCert(dir, 'third');
     // Only the certificate changes: the key on disk is still the second one's.
     writeFileSync(join(dir, 'tmp.crt'), readText(other.cert));
     renameSync(join(dir, 'tmp.crt'), join(dir, 'server.crt'));
