@@ -1,23 +1,15 @@
 // Federation: token exchanges/s (RFC 8693, GitHub-shaped subject token, JWKS cached after the first
 // exchange, trust rules, durable audit) next to plain client-credentials issuance on the same server.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Pool } from 'undici';
-import { parseConfigText } from '../src/config/load.js';
-import { generateKekText } from '../src/keys/seal.js';
-import { rotateSecret } from '../src/issuer/client-secrets.js';
-import { createLogger } from '../src/lib/logger.js';
-import { startGatehouse } from '../src/server/app.js';
 import { startExternalIssuer } from '../test/helpers/external-issuer.js';
-import { bounded, row, type BenchResult } from './lib.js';
+import { basicAuth, bounded, row, tokenRequest, type BenchResult } from './lib.js';
+import { startBenchGatehouse } from './gatehouse.js';
 
 const GROUP = 'federation';
 const IN_FLIGHT = Number(process.env.BENCH_CLIENTS ?? '16');
 
 export async function run(): Promise<BenchResult[]> {
   const ext = await startExternalIssuer('github', { defaultAud: 'https://gatehouse.bench' });
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-fed-'));
   const yaml = `
 clients:
   - { id: bench, allowed_audiences: ["**"] }
@@ -29,36 +21,11 @@ trust_rules:
     conditions: { all: [ { claim: repository, equals: octo/app }, { claim: ref, glob: "refs/heads/*" } ] }
     grant: { roles: [reader], audiences: [api], subject: "gh:{repository}:{ref}" }
 `;
-  const { config } = parseConfigText(yaml, {
-    file: 'bench.yaml',
-    baseDir: dir,
-    base: {
-      issuer: { url: 'http://127.0.0.1:1' },
-      server: { host: '127.0.0.1', port: 0 },
-      store: { sqlite: { path: join(dir, 'gatehouse.db') } },
-      keys: { encryption_key: generateKekText() },
-      log: { level: 'silent' },
-    },
-  });
-  const gh = await startGatehouse(config, {
-    issuerFromAddress: true,
-    logger: createLogger({ level: 'silent' }),
-  });
-  const url = gh.config.issuer.url;
-  const pool = new Pool(url, { connections: IN_FLIGHT, pipelining: 1 });
+  const bench = await startBenchGatehouse({ yaml });
+  const pool = new Pool(bench.url, { connections: IN_FLIGHT, pipelining: 1 });
   try {
-    const { secret } = await rotateSecret(gh.store, 'bench', { overlapMs: 0, now: Date.now() });
-    const auth = 'Basic ' + Buffer.from(`bench:${secret}`).toString('base64');
-    const post = async (body: string, headers: Record<string, string> = {}): Promise<void> => {
-      const res = await pool.request({
-        method: 'POST',
-        path: '/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-        body,
-      });
-      const text = await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`/token answered ${res.statusCode}: ${text.slice(0, 200)}`);
-    };
+    const auth = basicAuth(bench.client.id, bench.client.secret);
+    const post = tokenRequest(pool);
     const ccName = `client_credentials via /token, ${IN_FLIGHT} in flight`;
     const cc = await bounded(
       () => post('grant_type=client_credentials&audience=api', { authorization: auth }),
@@ -81,8 +48,7 @@ trust_rules:
     ];
   } finally {
     await pool.close();
-    await gh.close();
+    await bench.close();
     await ext.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 }

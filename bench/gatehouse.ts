@@ -16,9 +16,13 @@ export interface BenchGatehouse {
   close(): Promise<void>;
 }
 
-export async function startBenchGatehouse(): Promise<BenchGatehouse> {
+/** The service account every benchmark issues tokens for. */
+export const BENCH_CLIENT_YAML = 'clients:\n  - id: bench\n    allowed_audiences: ["**"]\n';
+
+/** `yaml` replaces the default config text (it must keep a client `bench`); the rest is the bench base. */
+export async function startBenchGatehouse(opts: { yaml?: string } = {}): Promise<BenchGatehouse> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
-  const { config } = parseConfigText('clients:\n  - id: bench\n    allowed_audiences: ["**"]\n', {
+  const { config } = parseConfigText(opts.yaml ?? BENCH_CLIENT_YAML, {
     file: 'bench.yaml',
     baseDir: dir,
     base: {

@@ -1,5 +1,6 @@
-// What every benchmark shares: the result row, and a loop bounded in time that keeps a fixed number of
-// operations in flight and records their latencies.
+// What every benchmark shares: the result row, a loop bounded in time that keeps a fixed number of
+// operations in flight and records their latencies, and a /token request that fails on any refusal.
+import type { Pool } from 'undici';
 
 /** One measured case. `vs` names the reference row (same group, same run) its ratio is taken against. */
 export interface BenchResult {
@@ -53,4 +54,29 @@ export async function bounded(
 
 export function row(group: string, name: string, unit: string, r: LoopResult, vs?: string): BenchResult {
   return { group, name, unit, value: r.opsPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, ...(vs ? { vs } : {}) };
+}
+
+/**
+ * A POST of `body` (form-encoded) to `/token` through `pool`, with `headers` added; throws unless the
+ * answer is 200, so a benchmark never counts refusals as issued tokens.
+ */
+export function tokenRequest(
+  pool: Pool,
+  headers: Record<string, string> = {},
+): (body: string, extra?: Record<string, string>) => Promise<void> {
+  return async (body, extra = {}) => {
+    const res = await pool.request({
+      method: 'POST',
+      path: '/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers, ...extra },
+      body,
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`/token answered ${res.statusCode}: ${text.slice(0, 200)}`);
+  };
+}
+
+/** The `authorization` header of HTTP Basic client authentication. */
+export function basicAuth(id: string, secret: string): string {
+  return 'Basic ' + Buffer.from(`${id}:${secret}`).toString('base64');
 }

@@ -6,30 +6,20 @@ import { PostgresStore } from '../src/store/postgres/postgres-store.js';
 import { RevocationSet, recordRevocation } from '../src/revocation/index.js';
 import { startTestGatehouse } from '../test/helpers/gatehouse.js';
 import { testDatabase } from '../test/helpers/postgres.js';
-import { bounded, row, type BenchResult } from './lib.js';
+import { basicAuth, bounded, row, tokenRequest, type BenchResult } from './lib.js';
+import { BENCH_CLIENT_YAML } from './gatehouse.js';
 
 const GROUP = 'replicas';
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? '16');
 const SAMPLES = Number(process.env.BENCH_REVOCATIONS ?? '50');
-const YAML = 'clients:\n  - id: bench\n    allowed_audiences: ["**"]\n';
 
 async function issuance(store: 'sqlite' | 'postgres', vs?: string): Promise<BenchResult> {
-  const t = await startTestGatehouse({ yaml: YAML, store });
+  const t = await startTestGatehouse({ yaml: BENCH_CLIENT_YAML, store });
   const secret = await t.secretFor('bench');
   const pool = new Pool(t.url, { connections: CLIENTS, pipelining: 1 });
   try {
-    const auth = 'Basic ' + Buffer.from(`bench:${secret}`).toString('base64');
-    const body = 'grant_type=client_credentials&audience=api';
-    const token = async (): Promise<void> => {
-      const res = await pool.request({
-        method: 'POST',
-        path: '/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
-        body,
-      });
-      const text = await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`/token answered ${res.statusCode}: ${text.slice(0, 200)}`);
-    };
+    const post = tokenRequest(pool, { authorization: basicAuth('bench', secret) });
+    const token = (): Promise<void> => post('grant_type=client_credentials&audience=api');
     return row(
       GROUP,
       `/token on ${store}, ${CLIENTS} clients`,
