@@ -3,7 +3,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { GENESIS_HASH } from '../store.js';
 import type {
   AuditCheckpoint,
   AuditInput,
@@ -27,6 +26,9 @@ import { checkMigrations, latestVersion, pendingMigrations } from '../migrations
 import { SQLITE_MIGRATIONS } from './schema.js';
 import { ChangeFeed } from './change-feed.js';
 import { closedError, toStoreError } from './errors.js';
+import { sealAuditRow } from '../../audit/seal.js';
+import { appendAuditRows } from './audit-append.js';
+import { AuditWriter } from './audit-writer.js';
 
 export interface SqliteStoreOptions {
   /** Database file; parent directories are created. `:memory:` for a throwaway store. */
@@ -39,6 +41,11 @@ export interface SqliteStoreOptions {
   changeRetentionMs?: number;
   /** The clock for expiry checks and change timestamps (default Date.now). */
   now?: () => number;
+  /**
+   * Commit audit appends on a worker thread with its own connection (default true for a file), so
+   * their fsync does not block the event loop. Durability is the same either way.
+   */
+  auditThread?: boolean;
 }
 
 /** At most this many change rows are kept, whatever their age. */
@@ -123,6 +130,9 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #feed: ChangeFeed;
+  readonly #busyTimeoutMs: number;
+  readonly #auditThread: boolean;
+  #auditWriter: AuditWriter | undefined;
   #closed = false;
   #lastChangePrune = 0;
 
@@ -135,10 +145,12 @@ export class SqliteStore implements Store {
     this.#path = memory ? options.path : resolve(options.path);
     this.#now = options.now ?? Date.now;
     this.#changeRetentionMs = options.changeRetentionMs ?? 5 * 60_000;
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.#auditThread = options.auditThread ?? true;
     try {
       if (!memory) mkdirSync(dirname(this.#path), { recursive: true });
       // `timeout` is SQLite's busy_timeout: a write waits this long for another process's lock.
-      this.#db = new Database(this.#path, { timeout: options.busyTimeoutMs ?? 5000 });
+      this.#db = new Database(this.#path, { timeout: this.#busyTimeoutMs });
       // WAL lets readers (the server) and a writer (a CLI command) work at once. Setting it needs a
       // short exclusive lock, which the busy timeout above waits for when processes start together.
       this.#db.pragma('journal_mode = WAL');
@@ -169,6 +181,11 @@ export class SqliteStore implements Store {
       feeds.add(this.#feed);
       feedsByPath.set(this.#path, feeds);
     }
+  }
+
+  /** True once canonical audit appends are committed on the writer thread (diagnostics, tests). */
+  get auditOnThread(): boolean {
+    return this.#auditWriter?.usable ?? false;
   }
 
   /** The resolved file path (or `:memory:`). */
@@ -234,6 +251,8 @@ export class SqliteStore implements Store {
     const feeds = feedsByPath.get(this.#path);
     feeds?.delete(this.#feed);
     if (feeds?.size === 0) feedsByPath.delete(this.#path);
+    // Appends already handed to the writer thread are committed (and answered) before it exits.
+    await this.#auditWriter?.close();
     this.#statements.clear();
     try {
       this.#db.close();
@@ -505,37 +524,40 @@ export class SqliteStore implements Store {
   // ---- audit -------------------------------------------------------------------------------------
 
   async appendAudit(records: AuditInput[], seal: AuditSealer): Promise<AuditRow[]> {
+    if (this.#closed) throw closedError('appendAudit');
+    if (records.length === 0) return [];
+    // Only appends sealed with the canonical `sealAuditRow` can go to the writer thread: a sealer is a
+    // function and cannot cross threads, so the thread imports that same function itself. Any other
+    // sealer (tests, tools) is run here, on this connection, as before — same transaction, same sync.
+    const writer = seal === sealAuditRow ? this.#writer() : undefined;
+    if (writer?.usable) {
+      try {
+        return await writer.append(records);
+      } catch (e) {
+        throw toStoreError('appendAudit', e);
+      }
+    }
     return this.#run('appendAudit', () => {
-      if (records.length === 0) return [];
-      const append = this.#db.transaction(() => {
-        const head = this.#auditHead();
-        let seq = head?.seq ?? 0;
-        let prevHash = head?.hash ?? GENESIS_HASH;
-        const insert = this.#stmt(
-          'INSERT INTO audit (seq, ts, type, id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        );
-        const stored: AuditRow[] = [];
-        for (const rec of records) {
-          seq += 1;
-          // The sealer sees exactly what a reader will get back, so verification recomputes the same hash.
-          const data = parseJson(JSON.stringify(rec.data));
-          const row = { seq, ts: rec.ts, type: rec.type, id: rec.id, data };
-          const hash = seal(prevHash, row);
-          insert.run(seq, rec.ts, rec.type, rec.id, JSON.stringify(data), prevHash, hash);
-          stored.push({ ...row, prevHash, hash });
-          prevHash = hash;
-        }
-        return stored;
-      });
       // Under WAL, NORMAL syncs only at checkpoints; FULL for this commit fsyncs the WAL (and so every
       // earlier commit in it) before the promise resolves, so an acknowledged audit record survives.
       this.#db.pragma('synchronous = FULL');
       try {
-        return append.immediate();
+        return appendAuditRows(this.#db, (sql) => this.#stmt(sql), records, seal);
       } finally {
         this.#db.pragma('synchronous = NORMAL');
       }
     });
+  }
+
+  /**
+   * The audit writer thread, started on the first canonical append (so one-shot CLI commands that
+   * never append never start it). Until it reports ready, appends run on this connection; a file
+   * store only, since a `:memory:` database cannot be shared with another connection.
+   */
+  #writer(): AuditWriter | undefined {
+    if (this.#path === ':memory:' || !this.#auditThread) return undefined;
+    this.#auditWriter ??= new AuditWriter({ path: this.#path, busyTimeoutMs: this.#busyTimeoutMs });
+    return this.#auditWriter;
   }
 
   async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
