@@ -5,6 +5,7 @@ import type { GatehouseConfig } from './schema.js';
 import { PolicyError } from '../policy/errors.js';
 import { compilePolicy, type RuleSpec } from '../policy/index.js';
 import { parseCidr } from '../policy/cidr.js';
+import { RESERVED_CLAIMS } from '../policy/reserved-claims.js';
 import { TrustRules } from '../federation/trust-rules.js';
 
 /** `trust_rules[2].conditions.all[0].glob` → ['trust_rules', 2, 'conditions', 'all', 0, 'glob']. */
@@ -72,24 +73,7 @@ function checkFederation(config: GatehouseConfig, problems: CrossProblem[]): voi
 }
 
 /** Claims a client's static `claims` may not set: they are Gatehouse's to decide. */
-export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
-  'iss',
-  'sub',
-  'aud',
-  'exp',
-  'iat',
-  'nbf',
-  'jti',
-  'client_id',
-  'scope',
-  'roles',
-  'act',
-  'typ',
-  'azp',
-  'auth_time',
-  'sid',
-  'cnf',
-]);
+export { RESERVED_CLAIMS };
 
 export interface CrossProblem {
   path: (string | number)[];

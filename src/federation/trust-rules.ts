@@ -4,32 +4,16 @@
 import { compilePolicy, type CompiledPolicy, type Decision, type Reason } from '../policy/index.js';
 import { PolicyError, type PolicyProblem } from '../policy/errors.js';
 import { parseClaimPath, type ClaimPath } from '../policy/claim-path.js';
+import { RESERVED_CLAIMS } from '../policy/reserved-claims.js';
 import type { TrustRuleConfig } from '../config/schema.js';
 import { parseSubjectTemplate, type SubjectTemplate } from './template.js';
 
 /** The name trust rules use for Gatehouse's own access tokens. */
 export const OWN_ISSUER_NAME = 'gatehouse';
 
-/** Claims the issued token's grant may not set: they are Gatehouse's to decide. */
-const RESERVED = new Set([
-  'iss',
-  'sub',
-  'aud',
-  'exp',
-  'iat',
-  'nbf',
-  'jti',
-  'client_id',
-  'scope',
-  'roles',
-  'act',
-  'typ',
-  'azp',
-  'auth_time',
-  'sid',
-  'may_act',
-  'cnf',
-]);
+/** Claims the issued token's grant may not set: they are Gatehouse's to decide (and `may_act`, which
+ * would let the subject token's issuer grant delegation). */
+const RESERVED: ReadonlySet<string> = new Set([...RESERVED_CLAIMS, 'may_act']);
 
 export interface TrustRule {
   readonly name: string;

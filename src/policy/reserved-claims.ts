@@ -1,0 +1,20 @@
+// Claim names only Gatehouse sets on the tokens it issues: a client's static `claims` may not set them,
+// and trust rules may not copy or map them (the one list both checks read).
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'iat',
+  'nbf',
+  'jti',
+  'client_id',
+  'scope',
+  'roles',
+  'act',
+  'typ',
+  'azp',
+  'auth_time',
+  'sid',
+  'cnf',
+]);
