@@ -138,6 +138,15 @@ function checkRoutes(config: GatehouseConfig, problems: CrossProblem[]): void {
           'must be an http(s) URL without query or fragment (https://app.example.com/prefix/) or a path (/demo/)',
       });
     }
+    // A route's trust_rules name configured rules; a typo would silently refuse every external token.
+    const ruleNames = config.trust_rules.map((r) => r.name);
+    (route.trust_rules ?? []).forEach((name, j) => {
+      if (!ruleNames.includes(name))
+        problems.push({
+          path: ['routes', i, 'trust_rules', j],
+          message: `no trust rule is named "${name}"${ruleNames.length ? `; configured: ${ruleNames.map((n) => `"${n}"`).join(', ')}` : ' (trust_rules is empty)'}`,
+        });
+    });
     try {
       compilePolicy(route.policy as RuleSpec[], { path: `routes[${i}].policy` });
     } catch (e) {

@@ -274,6 +274,8 @@ export const routeSchema = z
       .default({ enabled: true, max_lifetime: 3_600_000 }),
     /** Origins (`https://app.example.com`) a websocket may be opened from; default the route's own origin. */
     allowed_origins: z.array(z.string().min(1)).optional(),
+    /** Names of `trust_rules` through which external issuers' bearer tokens are accepted on this route (docs/proxy.md#external-issuers-tokens). */
+    trust_rules: z.array(z.string().min(1)).optional(),
   })
   .strict();
 

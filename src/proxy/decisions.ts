@@ -59,17 +59,24 @@ export class DecisionRecorder {
   /**
    * For a decision that lets the request through — allowed, or denied on a route in shadow mode — records
    * what is owed: `access.shadow_denied` with every reason when enforcing would have refused, then the
-   * allow record per `audit.allows`. Never throws; audit failures are logged.
+   * allow record per `audit.allows`. `data` may be a function, so a request whose allow is not audited
+   * (sampled out, or `none`) builds no record. Never throws; audit failures are logged.
    */
-  passed(routeName: string, shadowRoute: boolean, decision: Decision, data: Record<string, unknown>): void {
-    const wouldDeny = decision.shadow.filter((s) => s.wouldDeny);
+  passed(
+    routeName: string,
+    shadowRoute: boolean,
+    decision: Decision,
+    data: Record<string, unknown> | (() => Record<string, unknown>),
+  ): void {
+    const fields = typeof data === 'function' ? data : () => data;
+    const wouldDeny = decision.shadow.length === 0 ? [] : decision.shadow.filter((s) => s.wouldDeny);
     if (!decision.allowed || wouldDeny.length > 0) {
       // Route shadow: the policy itself refused. Rule shadow: a shadow deny rule matched an allowed request.
       const by = !decision.allowed && shadowRoute ? 'route' : 'rule';
       const reason = !decision.allowed ? denialReason(decision) : reasonLabel(wouldDeny[0]?.rule, 'rule');
       this.count(routeName, 'shadow_denied', reason);
       this.#append('access.shadow_denied', {
-        ...data,
+        ...fields(),
         stage: 'policy',
         shadow: by,
         ...(by === 'rule' ? { rules: wouldDeny.map((s) => s.rule) } : {}),
@@ -82,7 +89,7 @@ export class DecisionRecorder {
     if (allows === 'none') return;
     if (allows === 'sampled' && !(this.#random() < rate)) return;
     this.#append('access.allowed', {
-      ...data,
+      ...fields(),
       rule: decision.rule,
       ...(allows === 'sampled' ? { sample_rate: rate } : {}),
     });

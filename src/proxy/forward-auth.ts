@@ -17,6 +17,7 @@ import type { Decision } from '../policy/index.js';
 import type { PartLogger } from '../audit/logger.js';
 
 export interface ForwardAuthOptions {
+  /** `forward_auth`; a reload hands the new one to `reload()`. */
   config: ForwardAuthConfig;
   gate: Gate;
   /** The current route table (read per request, so a reload is seen at once). */
@@ -39,6 +40,8 @@ export interface OriginalRequest {
 interface CachedDecision {
   identity: Identity;
   decision: Decision;
+  /** The compiled route it was decided on: after a reload the route is a new object and the entry is stale. */
+  route: CompiledRoute;
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -89,26 +92,48 @@ export function readOriginal(rawHeaders: readonly string[], peer: string): Origi
   };
 }
 
+interface FaState {
+  config: ForwardAuthConfig;
+  trusted: Cidr[];
+  cache: LRUCache<string, CachedDecision> | undefined;
+}
+
 export class ForwardAuth {
   readonly #o: ForwardAuthOptions;
-  readonly #trusted: Cidr[];
-  readonly #cache: LRUCache<string, CachedDecision> | undefined;
+  // Swapped whole on reload (trusted callers and the decision cache go together).
+  #state: FaState;
   readonly #now: () => number;
 
   constructor(opts: ForwardAuthOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.#trusted = parseCidrs(opts.config.trusted_proxies, 'forward_auth.trusted_proxies');
-    this.#cache =
-      opts.config.cache_size > 0 && opts.config.cache_ttl > 0
-        ? new LRUCache<string, CachedDecision>({ max: opts.config.cache_size, ttlAutopurge: false })
-        : undefined;
+    this.#state = ForwardAuth.#build(opts.config);
+  }
+
+  static #build(config: ForwardAuthConfig): FaState {
+    return {
+      config,
+      trusted: parseCidrs(config.trusted_proxies, 'forward_auth.trusted_proxies'),
+      cache:
+        config.cache_size > 0 && config.cache_ttl > 0
+          ? new LRUCache<string, CachedDecision>({ max: config.cache_size, ttlAutopurge: false })
+          : undefined,
+    };
+  }
+
+  /**
+   * New `forward_auth` settings (configuration reload). Everything is parsed before the swap; the
+   * decision cache starts empty, so no decision outlives the settings it was made under.
+   */
+  reload(config: ForwardAuthConfig): void {
+    this.#state = ForwardAuth.#build(config);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const gate = this.#o.gate;
+    const state = this.#state;
     const peer = req.socket.remoteAddress ?? '';
-    if (!inCidrs(this.#trusted, peer)) {
+    if (!inCidrs(state.trusted, peer)) {
       this.#o.logger.warn({ peer }, 'forward-auth call from an untrusted address');
       return sendRefusal(req, res, {
         status: 403,
@@ -140,11 +165,12 @@ export class ForwardAuth {
 
     const authorization = headerOf(req, 'authorization');
     const credential = authorization ?? headerOf(req, 'cookie');
+    const cache = state.cache;
     const key =
-      this.#cache && credential !== undefined
+      cache && credential !== undefined
         ? `${createHash('sha256').update(credential).digest('base64url')}\n${route.name}\n${g.method}\n${g.path}`
         : undefined;
-    const hit = key !== undefined ? this.#cache?.get(key) : undefined;
+    const hit = key !== undefined ? cache?.get(key) : undefined;
     const base = {
       route: route.name,
       method: g.method,
@@ -155,13 +181,13 @@ export class ForwardAuth {
     };
     let outcome: GateOutcome;
     // Every hit is checked against the revocation set: the cache saves work, never a check.
-    if (hit && !gate.isRevoked(hit.identity)) {
+    if (hit && hit.route === route && !gate.isRevoked(hit.identity)) {
       outcome = await gate.record(hit.identity, hit.decision, g, { ...base, cached: true });
     } else {
-      if (hit && key !== undefined) this.#cache?.delete(key);
+      if (hit && key !== undefined) cache?.delete(key);
       outcome = await gate.check({ ...g, req, authorization, audit: { via: 'forward-auth' } });
       if (key !== undefined && outcome.kind !== 'unauthenticated' && outcome.identity && outcome.decision)
-        this.#remember(key, outcome.identity, outcome.decision);
+        this.#remember(state, key, route, outcome.identity, outcome.decision);
     }
     switch (outcome.kind) {
       case 'unauthenticated':
@@ -173,12 +199,12 @@ export class ForwardAuth {
     }
   }
 
-  #remember(key: string, identity: Identity, decision: Decision): void {
-    let ttl = this.#o.config.cache_ttl;
+  #remember(state: FaState, key: string, route: CompiledRoute, identity: Identity, decision: Decision): void {
+    let ttl = state.config.cache_ttl;
     // Never past the token's expiry: a cached decision must not outlive the credential it was for.
     if (identity.exp !== undefined) ttl = Math.min(ttl, identity.exp * 1000 - this.#now());
     if (ttl <= 0) return;
-    this.#cache?.set(key, { identity, decision }, { ttl });
+    state.cache?.set(key, { identity, decision, route }, { ttl });
   }
 
   async #allow(res: ServerResponse, identity: Identity | undefined, route: CompiledRoute): Promise<void> {
@@ -205,7 +231,7 @@ export class ForwardAuth {
     original: OriginalRequest,
     route: CompiledRoute,
     pathAndQuery: string,
-    outcome: { token?: { code: string; description: string }; auditId?: string },
+    outcome: Extract<GateOutcome, { kind: 'unauthenticated' }>,
   ): Promise<void> | void {
     const gate = this.#o.gate;
     if (outcome.token) {
@@ -215,6 +241,7 @@ export class ForwardAuth {
         error: 'invalid_token',
         description,
         ...(outcome.auditId ? { auditId: outcome.auditId } : {}),
+        ...(outcome.missing ? { missing: outcome.missing } : {}),
         headers: { 'www-authenticate': bearerChallenge({ code: 'invalid_token', description }) },
       });
     }

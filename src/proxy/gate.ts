@@ -1,6 +1,7 @@
-// The proxy's decision without the forwarding: authenticate (bearer or session), check revocation,
-// evaluate the route's policy, audit the outcome. Forward-auth and websocket upgrades use it, since
-// neither goes through the request pipeline of proxy.ts but both must decide exactly as it does.
+// The proxy's one decision path: authenticate (a bearer token — Gatehouse's own, or an external issuer's
+// through the route's trust rules — or a session), check revocation, evaluate the route's policy, and
+// record the outcome (shadow mode, audit of denials and of allows per `audit.allows`, decision metrics).
+// The HTTP proxy, forward-auth and websocket upgrades all decide here, with one set of caches.
 import type { IncomingMessage } from 'node:http';
 import { GatehouseError } from '../lib/errors.js';
 import type { GatehouseConfig } from '../config/schema.js';
@@ -9,11 +10,15 @@ import type { RevocationSet } from '../revocation/index.js';
 import { newAuditId, type AuditLog } from '../audit/index.js';
 import type { PartLogger } from '../audit/logger.js';
 import type { BrowserAuth, Identity } from '../session/types.js';
-import type { Decision } from '../policy/index.js';
+import type { Decision, Reason } from '../policy/index.js';
 import { parseCidr, parseIp, matchCidr, type Cidr } from '../policy/cidr.js';
+import { ExchangeRefusal } from '../federation/refusal.js';
+import type { Federation } from '../federation/federation.js';
+import type { Metrics } from '../server/metrics.js';
 import { splitHost, type CompiledRoute } from './routes.js';
 import { BearerVerifier } from './bearer.js';
 import { AssertionSigner } from './assertion.js';
+import { DecisionRecorder, denialReason } from './decisions.js';
 import { missingRequirement, type Refusal } from './responses.js';
 
 export interface GateOptions {
@@ -25,6 +30,10 @@ export interface GateOptions {
   now?: () => number;
   /** Read on every request: sign-in may be attached after the gate is built. */
   browserAuth: () => BrowserAuth | undefined;
+  /** Decision and cache metrics; none when absent. */
+  metrics?: Metrics;
+  /** The running federation (swapped on reload), for external tokens on routes with `trust_rules`. */
+  federation?: () => Federation | undefined;
 }
 
 /** What the gate needs to know of one request, whatever carried it (a proxied request, an auth subrequest). */
@@ -44,16 +53,23 @@ export interface GateRequest {
 export type GateOutcome =
   | { kind: 'allow'; identity: Identity | undefined; decision: Decision | undefined }
   /** No credentials (token undefined) or refused credentials (token: why). */
-  | { kind: 'unauthenticated'; token?: { code: string; description: string }; auditId?: string }
-  | { kind: 'deny'; refusal: Refusal; identity: Identity; decision: Decision };
+  | {
+      kind: 'unauthenticated';
+      token?: { code: string; description: string };
+      auditId?: string;
+      /** For an external token a trust rule refused: the rule and criterion it failed. */
+      missing?: Refusal['missing'];
+    }
+  | { kind: 'deny'; refusal: Refusal; identity?: Identity; decision?: Decision };
 
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
-function headerSafe(v: string): string {
+export function headerSafe(v: string): string {
+  // Claims come from verified tokens and sessions, but a header value must still be one line of ASCII.
   return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
 }
 
-function listHeader(list: readonly string[]): string {
+export function listHeader(list: readonly string[]): string {
   return list
     .map((v) => (/[,\s%]/.test(v) || !/^[\x21-\x7e]*$/.test(v) ? encodeURIComponent(v) : v))
     .join(',');
@@ -72,8 +88,34 @@ export function parseCidrs(list: readonly string[], field: string): Cidr[] {
 }
 
 export function inCidrs(cidrs: readonly Cidr[], address: string): boolean {
+  if (cidrs.length === 0) return false;
   const ip = parseIp(address);
   return ip !== undefined && cidrs.some((c) => matchCidr(c, ip));
+}
+
+/** The first address from the right of X-Forwarded-For that is not a trusted proxy. */
+export function clientAddress(peer: string, xff: string | undefined, trusted: readonly Cidr[]): string {
+  if (!xff) return peer;
+  const hops = xff.split(',').map((s) => s.trim());
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const h = hops[i] as string;
+    if (!parseIp(h)) return peer;
+    if (!inCidrs(trusted, h)) return h;
+  }
+  return hops[0] ?? peer;
+}
+
+/** The failed requirement of a trust-rule refusal, safe to show: rule, criterion, expected. */
+function trustMissing(e: ExchangeRefusal): Refusal['missing'] {
+  const rule = str(e.details.rule) ?? str(e.details.closest);
+  const failed: Reason | undefined = e.reasons.find(
+    (r) => !r.passed && (rule === undefined || r.rule === rule),
+  );
+  if (!rule && !failed) return undefined;
+  return {
+    rule: rule ?? failed?.rule ?? '(none)',
+    ...(failed?.criterion ? { criterion: failed.criterion, expected: failed.expected } : {}),
+  };
 }
 
 export class Gate {
@@ -81,11 +123,16 @@ export class Gate {
   readonly assertions: AssertionSigner;
   readonly #o: GateOptions;
   readonly #now: () => number;
+  readonly #decisions: DecisionRecorder;
+  // The claims a policy sees, built once per identity (a cached bearer identity is the same object).
+  readonly #policyClaims = new WeakMap<Identity, Record<string, unknown>>();
 
   constructor(opts: GateOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
     const issuer = opts.config.issuer.url;
+    const cacheCounter = (c: Metrics['verifyCache'] | undefined) =>
+      c ? (hit: boolean) => c.inc({ result: hit ? 'hit' : 'miss' }) : undefined;
     this.bearer = new BearerVerifier({
       issuer,
       keys: opts.keys,
@@ -93,23 +140,49 @@ export class Gate {
       clockSkewMs: opts.config.tokens.clock_skew,
       cacheSize: opts.config.proxy.token_cache_size,
       now: this.#now,
+      onCache: cacheCounter(opts.metrics?.verifyCache),
+      ...(opts.federation ? { federation: opts.federation } : {}),
     });
     this.assertions = new AssertionSigner({
       issuer,
       keys: opts.keys,
       ttlMs: opts.config.proxy.assertion_ttl,
       now: this.#now,
+      onCache: cacheCounter(opts.metrics?.assertionCache),
     });
+    this.#decisions = new DecisionRecorder({
+      audit: opts.audit,
+      logger: opts.logger,
+      settings: opts.config.audit,
+      ...(opts.metrics ? { decisions: opts.metrics.proxyDecisions } : {}),
+    });
+  }
+
+  /** New audit settings after a configuration reload (routes are read per request by the callers). */
+  reload(config: GatehouseConfig): void {
+    this.#decisions.configure(config.audit);
   }
 
   get browserAuth(): BrowserAuth | undefined {
     return this.#o.browserAuth();
   }
 
-  /** The identity of the request's credentials; throws ERR_TOKEN_* for a refused bearer token. */
-  async authenticate(req: IncomingMessage, authorization: string | undefined, route: CompiledRoute) {
+  /** Counts a decision made outside `check` (a browser sent to sign in is not counted). */
+  count(route: string, outcome: 'allowed' | 'denied', reason: string): void {
+    this.#decisions.count(route, outcome, reason);
+  }
+
+  /**
+   * The identity of the request's credentials. Throws GatehouseError (ERR_TOKEN_*) for a refused bearer
+   * token, and ExchangeRefusal for an external token the route's trust rules do not accept.
+   */
+  async authenticate(
+    req: IncomingMessage,
+    authorization: string | undefined,
+    route: CompiledRoute,
+  ): Promise<Identity | undefined> {
     const m = authorization !== undefined ? BEARER.exec(authorization) : null;
-    if (m) return this.bearer.verify(m[1] as string, route.audience);
+    if (m) return this.bearer.verify(m[1] as string, route.audience, route.config.trust_rules);
     const auth = this.#o.browserAuth();
     if (!auth) return undefined;
     const identity = await auth.identify(req);
@@ -134,14 +207,19 @@ export class Gate {
   /** The route's policy on an identity; an exception denies. */
   decide(identity: Identity, g: Omit<GateRequest, 'req' | 'authorization'>): Decision {
     try {
-      return g.route.policy.evaluate({
-        claims: {
+      let claims = this.#policyClaims.get(identity);
+      if (!claims) {
+        claims = {
           ...identity.claims,
           sub: identity.sub,
           roles: identity.roles,
           groups: identity.groups,
           ...(identity.email !== undefined ? { email: identity.email } : {}),
-        },
+        };
+        this.#policyClaims.set(identity, claims);
+      }
+      return g.route.policy.evaluate({
+        claims,
         request: {
           method: g.method,
           path: g.path,
@@ -162,8 +240,9 @@ export class Gate {
     }
   }
 
-  /** Authenticate, check revocation, decide and audit, as the proxy does for a plain request. */
+  /** Authenticate, check revocation, decide and record: the whole decision for one request. */
   async check(g: GateRequest): Promise<GateOutcome> {
+    if (g.route.isPublic(g.path)) return { kind: 'allow', identity: undefined, decision: undefined };
     const base = {
       route: g.route.name,
       method: g.method,
@@ -172,31 +251,17 @@ export class Gate {
       source_ip: g.sourceIp,
       ...g.audit,
     };
-    if (g.route.isPublic(g.path)) return { kind: 'allow', identity: undefined, decision: undefined };
     let identity: Identity | undefined;
     try {
       identity = await this.authenticate(g.req, g.authorization, g.route);
     } catch (e) {
-      const auditId = newAuditId();
-      if (e instanceof GatehouseError && e.code.startsWith('ERR_TOKEN_')) {
-        await this.auditDenied(auditId, {
-          ...base,
-          stage: 'authentication',
-          code: e.code,
-          reason: e.message,
-        });
-        return { kind: 'unauthenticated', token: { code: e.code, description: e.message }, auditId };
-      }
-      this.#o.logger.error({ err: e, route: g.route.name }, 'authentication failed with an internal error');
-      await this.auditDenied(auditId, { ...base, stage: 'authentication', code: 'ERR_INTERNAL' });
-      return {
-        kind: 'unauthenticated',
-        token: { code: 'ERR_INTERNAL', description: 'the request could not be authenticated' },
-        auditId,
-      };
+      return this.#refused(e, g.route, base);
     }
-    if (!identity) return { kind: 'unauthenticated' };
-    return this.decideAndAudit(identity, g, base);
+    if (!identity) {
+      this.#decisions.count(g.route.name, 'denied', 'unauthenticated');
+      return { kind: 'unauthenticated' };
+    }
+    return this.record(identity, this.decide(identity, g), g, base);
   }
 
   /** Policy and audit for an identity already authenticated (and, from a cache, re-checked for revocation). */
@@ -208,17 +273,20 @@ export class Gate {
     return this.record(identity, this.decide(identity, g), g, base);
   }
 
-  /** Audits a decision and turns it into an outcome (a cached decision is audited again on each use). */
+  /**
+   * Records a decision and turns it into an outcome: a denial is audited durably before the answer; a
+   * request let through (allowed, or refused on a route in shadow mode) goes to the DecisionRecorder.
+   */
   async record(
     identity: Identity,
     decision: Decision,
     g: Pick<GateRequest, 'route'>,
     base: Record<string, unknown>,
   ): Promise<GateOutcome> {
-    const who = this.who(identity);
-    if (!decision.allowed) {
+    const shadowRoute = g.route.config.mode === 'shadow';
+    if (!decision.allowed && !shadowRoute) {
       const auditId = newAuditId();
-      await this.auditDenied(auditId, { ...base, ...who, stage: 'policy', decision });
+      await this.auditDenied(auditId, { ...base, ...this.who(identity), stage: 'policy', decision });
       return {
         kind: 'deny',
         identity,
@@ -232,8 +300,59 @@ export class Gate {
         },
       };
     }
-    this.auditAllowed({ ...base, ...who, rule: decision.rule });
+    this.#decisions.passed(g.route.name, shadowRoute, decision, () => ({ ...base, ...this.who(identity) }));
     return { kind: 'allow', identity, decision };
+  }
+
+  async #refused(e: unknown, route: CompiledRoute, base: Record<string, unknown>): Promise<GateOutcome> {
+    const auditId = newAuditId();
+    if (e instanceof GatehouseError && e.code.startsWith('ERR_TOKEN_')) {
+      await this.auditDenied(auditId, { ...base, stage: 'authentication', code: e.code, reason: e.message });
+      return { kind: 'unauthenticated', token: { code: e.code, description: e.message }, auditId };
+    }
+    if (e instanceof ExchangeRefusal) {
+      // An external token through the route's trust rules: refused as the token exchange explains it.
+      const code =
+        e.stage === 'token'
+          ? (str(e.details.code) ?? 'ERR_TOKEN_MALFORMED')
+          : e.stage === 'target'
+            ? 'ERR_INVALID_TARGET'
+            : e.stage === 'unavailable'
+              ? 'ERR_JWKS_FETCH_FAILED'
+              : 'ERR_POLICY_DENIED';
+      await this.auditDenied(auditId, {
+        ...base,
+        stage: e.stage === 'token' || e.stage === 'unavailable' ? 'authentication' : 'trust_rule',
+        code,
+        reason: e.message,
+        trust_rules: route.config.trust_rules ?? [],
+        ...(e.details.issuer !== undefined ? { issuer: e.details.issuer } : {}),
+        ...(e.reasons.length ? { reasons: e.reasons } : {}),
+      });
+      if (e.stage === 'unavailable')
+        return {
+          kind: 'deny',
+          refusal: { status: 503, error: 'temporarily_unavailable', description: e.message, auditId },
+        };
+      const missing = e.stage === 'token' ? undefined : trustMissing(e);
+      return {
+        kind: 'unauthenticated',
+        token: { code, description: e.message },
+        auditId,
+        ...(missing ? { missing } : {}),
+      };
+    }
+    this.#o.logger.error({ err: e, route: route.name }, 'authentication failed with an internal error');
+    await this.auditDenied(auditId, { ...base, stage: 'authentication', code: 'ERR_INTERNAL' });
+    return {
+      kind: 'deny',
+      refusal: {
+        status: 403,
+        error: 'access_denied',
+        description: 'the request could not be authenticated',
+        auditId,
+      },
+    };
   }
 
   who(identity: Identity): Record<string, unknown> {
@@ -245,14 +364,12 @@ export class Gate {
     };
   }
 
-  /** Allowed requests are audited without waiting (as the proxy does); a failure is logged. */
-  auditAllowed(data: Record<string, unknown>): void {
-    this.#o.audit
-      .append('access.allowed', data)
-      .catch((err: unknown) => this.#o.logger.error({ err }, 'audit of an allowed request failed'));
-  }
-
   async auditDenied(auditId: string, data: Record<string, unknown>): Promise<void> {
+    this.#decisions.count(
+      String(data.route),
+      'denied',
+      denialReason(data.decision as Decision | undefined, data.code as string | undefined),
+    );
     try {
       await this.#o.audit.append('access.denied', data, { id: auditId });
     } catch (err) {
@@ -260,22 +377,25 @@ export class Gate {
     }
   }
 
-  audit(type: string, data: Record<string, unknown>): void {
+  audit(type: string, data: Record<string, unknown>, id?: string): void {
     this.#o.audit
-      .append(type, data)
+      .append(type, data, id !== undefined ? { id } : undefined)
       .catch((err: unknown) => this.#o.logger.error({ err, type }, 'audit failed'));
   }
 
   /** The identity headers an upstream gets (and forward-auth answers with), the assertion included. */
-  async identityHeaders(identity: Identity, route: CompiledRoute): Promise<Record<string, string>> {
-    const h: Record<string, string> = {
-      'x-gatehouse-user': headerSafe(identity.sub),
-      'x-gatehouse-groups': listHeader(identity.groups),
-      'x-gatehouse-roles': listHeader(identity.roles),
-    };
+  async identityHeaders(
+    identity: Identity,
+    route: CompiledRoute,
+    into: Record<string, string | string[]> = {},
+  ): Promise<Record<string, string>> {
+    const h = into;
+    h['x-gatehouse-user'] = headerSafe(identity.sub);
     if (identity.email !== undefined) h['x-gatehouse-email'] = headerSafe(identity.email);
+    h['x-gatehouse-groups'] = listHeader(identity.groups);
+    h['x-gatehouse-roles'] = listHeader(identity.roles);
     h['x-gatehouse-assertion'] = await this.assertions.assertionFor(identity, route.audience);
-    return h;
+    return into as Record<string, string>;
   }
 
   /** The route's public URL for a path (redirect targets never come from request headers). */

@@ -11,15 +11,13 @@ import type { RevocationSet } from '../revocation/index.js';
 import { newAuditId, type AuditLog } from '../audit/index.js';
 import type { PartLogger } from '../audit/logger.js';
 import type { BrowserAuth, Identity } from '../session/types.js';
-import type { Decision } from '../policy/index.js';
-import { parseCidr, parseIp, matchCidr, type Cidr } from '../policy/cidr.js';
+import type { Cidr } from '../policy/cidr.js';
+import type { Federation } from '../federation/federation.js';
 import { normalizeTarget, isRefusal } from './normalize-path.js';
 import { readInboundHeaders, responseHeaders, type InboundHeaders } from './headers.js';
 import { RouteTable, splitHost, type CompiledRoute } from './routes.js';
-import { BearerVerifier } from './bearer.js';
-import { AssertionSigner } from './assertion.js';
-import { bearerChallenge, missingRequirement, sendRefusal, wantsHtml } from './responses.js';
-import { DecisionRecorder, denialReason } from './decisions.js';
+import { bearerChallenge, sendRefusal, wantsHtml } from './responses.js';
+import { Gate, clientAddress, inCidrs, parseCidrs } from './gate.js';
 import type { Metrics } from '../server/metrics.js';
 
 export interface ProxyOptions {
@@ -32,6 +30,8 @@ export interface ProxyOptions {
   browserAuth?: BrowserAuth;
   /** Decision, upstream-latency and cache metrics; none when absent. */
   metrics?: Metrics;
+  /** The running federation (swapped on reload): external tokens on routes with `trust_rules`. */
+  federation?: () => Federation | undefined;
 }
 
 /** A request the proxy has claimed: either refused outright (400) or matched to a route. */
@@ -46,77 +46,38 @@ export type ProxyTarget =
       host: string;
     };
 
-const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
-
-function headerSafe(v: string): string {
-  // Claims come from verified tokens and sessions, but a header value must still be one line of ASCII.
-  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
-}
-
-function listHeader(list: readonly string[]): string {
-  return list
-    .map((v) => (/[,\s%]/.test(v) || !/^[\x21-\x7e]*$/.test(v) ? encodeURIComponent(v) : v))
-    .join(',');
-}
-
 export class Proxy {
   // Swapped whole on reload; a request keeps the CompiledRoute it matched, so it finishes on the old one.
   #routes: RouteTable;
-  readonly #issuer: string;
-  readonly #decisions: DecisionRecorder;
+  /** The one decision path, shared with forward-auth and websockets (src/proxy/gate.ts). */
+  readonly gate: Gate;
   readonly #metrics: Metrics | undefined;
   browserAuth: BrowserAuth | undefined;
-  readonly #revocations: RevocationSet;
   readonly #audit: AuditLog;
   readonly #logger: PartLogger;
-  readonly #now: () => number;
-  readonly #bearer: BearerVerifier;
-  readonly #assertions: AssertionSigner;
   readonly #trusted: Cidr[];
   readonly #pools = new Map<string, Pool>();
   readonly #next = new Map<string, number>();
   #closed = false;
 
   constructor(opts: ProxyOptions) {
-    this.#revocations = opts.revocations;
     this.#audit = opts.audit;
     this.#logger = opts.logger;
-    this.#now = opts.now ?? Date.now;
     this.browserAuth = opts.browserAuth;
-    const issuer = opts.config.issuer.url;
-    this.#issuer = issuer;
     this.#metrics = opts.metrics;
-    this.#routes = new RouteTable(opts.config.routes, issuer);
-    this.#decisions = new DecisionRecorder({
-      audit: opts.audit,
-      logger: opts.logger,
-      settings: opts.config.audit,
-      ...(opts.metrics ? { decisions: opts.metrics.proxyDecisions } : {}),
-    });
-    const cacheCounter = (c: Metrics['verifyCache'] | undefined) =>
-      c ? (hit: boolean) => c.inc({ result: hit ? 'hit' : 'miss' }) : undefined;
-    this.#bearer = new BearerVerifier({
-      issuer,
+    this.#routes = new RouteTable(opts.config.routes, opts.config.issuer.url);
+    this.gate = new Gate({
+      config: opts.config,
       keys: opts.keys,
       revocations: opts.revocations,
-      clockSkewMs: opts.config.tokens.clock_skew,
-      cacheSize: opts.config.proxy.token_cache_size,
-      now: this.#now,
-      onCache: cacheCounter(opts.metrics?.verifyCache),
+      audit: opts.audit,
+      logger: opts.logger,
+      ...(opts.now ? { now: opts.now } : {}),
+      browserAuth: () => this.browserAuth,
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+      ...(opts.federation ? { federation: opts.federation } : {}),
     });
-    this.#assertions = new AssertionSigner({
-      issuer,
-      keys: opts.keys,
-      ttlMs: opts.config.proxy.assertion_ttl,
-      now: this.#now,
-      onCache: cacheCounter(opts.metrics?.assertionCache),
-    });
-    this.#trusted = opts.config.proxy.trusted_proxies.map((t) => {
-      const c = parseCidr(t);
-      if (typeof c === 'string')
-        throw new GatehouseError('ERR_CONFIG_INVALID', c, { field: 'proxy.trusted_proxies' });
-      return c;
-    });
+    this.#trusted = parseCidrs(opts.config.proxy.trusted_proxies, 'proxy.trusted_proxies');
     this.#addPools(this.#routes);
   }
 
@@ -129,10 +90,10 @@ export class Proxy {
    * built before anything changes, so a route that does not compile leaves the old table serving.
    */
   reload(config: GatehouseConfig): void {
-    const table = new RouteTable(config.routes, this.#issuer);
+    const table = new RouteTable(config.routes, config.issuer.url);
     this.#addPools(table);
     this.#routes = table;
-    this.#decisions.configure(config.audit);
+    this.gate.reload(config);
   }
 
   #addPools(table: RouteTable): void {
@@ -170,9 +131,8 @@ export class Proxy {
     }
     const { route, path, headers } = target;
     const peer = req.socket.remoteAddress ?? '';
-    const trusted = this.#isTrusted(peer);
-    const sourceIp = trusted ? this.#clientAddress(peer, headers.forwardedFor) : peer;
-    const base = { route: route.name, method: req.method, host: target.host, path, source_ip: sourceIp };
+    const trusted = inCidrs(this.#trusted, peer);
+    const sourceIp = trusted ? clientAddress(peer, headers.forwardedFor, this.#trusted) : peer;
 
     if (route.config.max_body !== undefined) {
       const len = Number(req.headers['content-length'] ?? 0);
@@ -185,111 +145,44 @@ export class Proxy {
       }
     }
 
-    if (route.isPublic(path)) return this.#forward(req, res, target, undefined, sourceIp, trusted);
-
-    let identity: Identity | undefined;
-    try {
-      const m = headers.authorization !== undefined ? BEARER.exec(headers.authorization) : null;
-      if (m) {
-        identity = await this.#bearer.verify(m[1] as string, route.audience);
-      } else if (this.browserAuth) {
-        identity = await this.browserAuth.identify(req);
-        if (identity) {
-          const revoked = this.#revocations.check({
-            sub: identity.sub,
-            sid: identity.sessionId,
-            ...(typeof identity.claims.iat === 'number' ? { iat: identity.claims.iat } : {}),
+    const method = req.method ?? '';
+    const outcome = await this.gate.check({
+      req,
+      route,
+      method,
+      path,
+      host: target.host,
+      authorization: headers.authorization,
+      sourceIp,
+    });
+    switch (outcome.kind) {
+      case 'allow':
+        return this.#forward(req, res, target, outcome.identity, sourceIp, trusted);
+      case 'deny':
+        return sendRefusal(req, res, outcome.refusal);
+      case 'unauthenticated': {
+        if (outcome.token) {
+          const description = outcome.token.description;
+          return sendRefusal(req, res, {
+            status: 401,
+            error: 'invalid_token',
+            description,
+            ...(outcome.auditId ? { auditId: outcome.auditId } : {}),
+            ...(outcome.missing ? { missing: outcome.missing } : {}),
+            headers: { 'www-authenticate': bearerChallenge({ code: 'invalid_token', description }) },
           });
-          if (revoked) identity = undefined;
         }
-      }
-    } catch (e) {
-      const auditId = newAuditId();
-      if (e instanceof GatehouseError && e.code.startsWith('ERR_TOKEN_')) {
-        await this.#auditDenied(auditId, {
-          ...base,
-          stage: 'authentication',
-          code: e.code,
-          reason: e.message,
-        });
-        const description = e.message;
+        if (this.browserAuth && (method === 'GET' || method === 'HEAD') && wantsHtml(req)) {
+          return this.browserAuth.startLogin(req, res, this.#publicUrl(route, target));
+        }
         return sendRefusal(req, res, {
           status: 401,
-          error: 'invalid_token',
-          description,
-          auditId,
-          headers: { 'www-authenticate': bearerChallenge({ code: 'invalid_token', description }) },
+          error: 'unauthorized',
+          description: 'this route needs a bearer token (Authorization: Bearer …) or a session',
+          headers: { 'www-authenticate': bearerChallenge() },
         });
       }
-      this.#logger.error({ err: e, route: route.name }, 'authentication failed with an internal error');
-      await this.#auditDenied(auditId, { ...base, stage: 'authentication', code: 'ERR_INTERNAL' });
-      return sendRefusal(req, res, {
-        status: 403,
-        error: 'access_denied',
-        description: 'the request could not be authenticated',
-        auditId,
-      });
     }
-
-    if (!identity) {
-      const method = req.method ?? '';
-      if (this.browserAuth && (method === 'GET' || method === 'HEAD') && wantsHtml(req)) {
-        return this.browserAuth.startLogin(req, res, this.#publicUrl(route, target));
-      }
-      this.#decisions.count(route.name, 'denied', 'unauthenticated');
-      return sendRefusal(req, res, {
-        status: 401,
-        error: 'unauthorized',
-        description: 'this route needs a bearer token (Authorization: Bearer …) or a session',
-        headers: { 'www-authenticate': bearerChallenge() },
-      });
-    }
-
-    let decision: Decision;
-    try {
-      decision = route.policy.evaluate({
-        claims: {
-          ...identity.claims,
-          sub: identity.sub,
-          roles: identity.roles,
-          groups: identity.groups,
-          ...(identity.email !== undefined ? { email: identity.email } : {}),
-        },
-        request: { method: req.method ?? '', path, host: splitHost(target.host)?.name ?? '', sourceIp },
-        now: new Date(this.#now()),
-      });
-    } catch (e) {
-      this.#logger.error({ err: e, route: route.name }, 'policy evaluation threw; denying');
-      decision = {
-        allowed: false,
-        effect: 'deny',
-        reasons: [],
-        message: 'the policy could not be evaluated',
-        shadow: [],
-      };
-    }
-    const who = {
-      sub: identity.sub,
-      auth: identity.source,
-      ...(identity.jti !== undefined ? { jti: identity.jti } : {}),
-      ...(typeof identity.claims.client_id === 'string' ? { client_id: identity.claims.client_id } : {}),
-    };
-    const shadowRoute = route.config.mode === 'shadow';
-    if (!decision.allowed && !shadowRoute) {
-      const auditId = newAuditId();
-      await this.#auditDenied(auditId, { ...base, ...who, stage: 'policy', decision });
-      const missing = missingRequirement(decision);
-      return sendRefusal(req, res, {
-        status: 403,
-        error: 'access_denied',
-        description: decision.message ?? `no rule of route "${route.name}" lets you in`,
-        auditId,
-        missing,
-      });
-    }
-    // Allowed (or let through by shadow mode): audited per `audit.allows`, shadow denials always.
-    this.#decisions.passed(route.name, shadowRoute, decision, { ...base, ...who });
-    return this.#forward(req, res, target, identity, sourceIp, trusted);
   }
 
   async close(): Promise<void> {
@@ -298,42 +191,11 @@ export class Proxy {
     await Promise.all([...this.#pools.values()].map((p) => p.close().catch(() => p.destroy())));
   }
 
-  #isTrusted(peer: string): boolean {
-    if (this.#trusted.length === 0) return false;
-    const ip = parseIp(peer);
-    return ip !== undefined && this.#trusted.some((c) => matchCidr(c, ip));
-  }
-
-  /** The first address from the right of X-Forwarded-For that is not a trusted proxy. */
-  #clientAddress(peer: string, xff: string | undefined): string {
-    if (!xff) return peer;
-    const hops = xff.split(',').map((s) => s.trim());
-    for (let i = hops.length - 1; i >= 0; i--) {
-      const h = hops[i] as string;
-      if (!parseIp(h)) return peer;
-      if (!this.#isTrusted(h)) return h;
-    }
-    return hops[0] ?? peer;
-  }
-
   #publicUrl(route: CompiledRoute, target: Extract<ProxyTarget, { kind: 'route' }>): string {
     // The host is the route's, or (for a wildcard route) the Host header that matched its pattern.
     const h = splitHost(target.host);
     const host = route.host.includes('*') && h ? h.name : route.host;
     return `${route.scheme}//${host}${route.port ? `:${route.port}` : ''}${target.path}${target.query}`;
-  }
-
-  async #auditDenied(auditId: string, data: Record<string, unknown>): Promise<void> {
-    this.#decisions.count(
-      String(data.route),
-      'denied',
-      denialReason(data.decision as Decision | undefined, data.code as string | undefined),
-    );
-    try {
-      await this.#audit.append('access.denied', data, { id: auditId });
-    } catch (err) {
-      this.#logger.error({ err, auditId }, 'audit of a denied request failed');
-    }
   }
 
   #pickUpstream(route: CompiledRoute): URL {
@@ -370,12 +232,8 @@ export class Proxy {
     headers['x-forwarded-proto'] = (trusted && inbound.forwardedProto) || proto;
     headers['x-forwarded-host'] = (trusted && inbound.forwardedHost) || target.host;
     if (identity) {
-      headers['x-gatehouse-user'] = headerSafe(identity.sub);
-      if (identity.email !== undefined) headers['x-gatehouse-email'] = headerSafe(identity.email);
-      headers['x-gatehouse-groups'] = listHeader(identity.groups);
-      headers['x-gatehouse-roles'] = listHeader(identity.roles);
       try {
-        headers['x-gatehouse-assertion'] = await this.#assertions.assertionFor(identity, route.audience);
+        await this.gate.identityHeaders(identity, route, headers);
       } catch (err) {
         // No signed identity, no request: the upstream must never get unsigned identity alone.
         this.#logger.error({ err, route: route.name }, 'signing the assertion failed');

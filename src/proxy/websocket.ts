@@ -2,7 +2,7 @@
 // normalization, route match, header hygiene, authentication, revocation and policy run here; then an
 // Origin check against cross-site hijacking, and bytes are piped only after the upstream's own `101`
 // with the right Sec-WebSocket-Accept. Open sockets close on revocation and at a maximum lifetime.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -10,13 +10,13 @@ import type { Duplex } from 'node:stream';
 import { newAuditId } from '../audit/index.js';
 import type { PartLogger } from '../audit/logger.js';
 import type { Identity } from '../session/types.js';
-import { parseIp, type Cidr } from '../policy/cidr.js';
+import type { Cidr } from '../policy/cidr.js';
 import type { ProxyTarget } from './proxy.js';
 import type { CompiledRoute } from './routes.js';
 import { responseHeaders } from './headers.js';
 import { bearerChallenge, type Refusal } from './responses.js';
 import type { Gate } from './gate.js';
-import { inCidrs, parseCidrs } from './gate.js';
+import { clientAddress, inCidrs, parseCidrs } from './gate.js';
 
 /** RFC 6455 §1.3: the GUID appended to the client's key. */
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -40,8 +40,11 @@ export interface WebsocketProxyOptions {
   checkIntervalMs?: number;
   /** Upstream connect + handshake budget. */
   handshakeTimeoutMs?: number;
-  /** Told of every client socket once it is piped (the server's drain registry, for SIGTERM). */
-  onOpen?: (client: Duplex) => void;
+  /**
+   * Told of every client socket once it is piped, with how to ask it to go away (close 1001 to both
+   * ends): the server's drain registry, for SIGTERM.
+   */
+  onOpen?: (client: Duplex, goingAway: () => void) => void;
 }
 
 interface OpenSocket {
@@ -207,6 +210,7 @@ export class WebsocketProxy {
         error: outcome.token ? 'invalid_token' : 'unauthorized',
         description,
         ...(outcome.auditId ? { auditId: outcome.auditId } : {}),
+        ...(outcome.missing ? { missing: outcome.missing } : {}),
         headers: {
           'www-authenticate': outcome.token
             ? bearerChallenge({ code: 'invalid_token', description })
@@ -322,7 +326,7 @@ export class WebsocketProxy {
     this.#ensureTimer();
     socket.pipe(sock);
     sock.pipe(socket);
-    this.#o.onOpen?.(socket);
+    this.#o.onOpen?.(socket, () => this.#goingAway(entry));
     socket.on('close', () => this.#close(entry, 'client'));
     sock.on('close', () => this.#close(entry, 'upstream'));
     sock.on('error', () => sock.destroy());
@@ -418,6 +422,24 @@ export class WebsocketProxy {
     });
   }
 
+  /**
+   * RFC 6455 §7.4.1 close 1001 "going away" to both ends, then the sockets end: the client sees a clean
+   * close within the drain's grace instead of a cut connection. Piping stops first so no frame of either
+   * side is sent after the close frame.
+   */
+  #goingAway(e: OpenSocket): void {
+    if (e.closed) return;
+    e.client.unpipe(e.upstream);
+    e.upstream.unpipe(e.client);
+    const payload = Buffer.from([0x03, 0xe9]); // 1001
+    e.client.end(Buffer.concat([Buffer.from([0x88, payload.length]), payload]));
+    // Client-to-server frames are masked (RFC 6455 §5.3).
+    const mask = randomBytes(4);
+    const masked = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
+    e.upstream.end(Buffer.concat([Buffer.from([0x88, 0x80 | payload.length]), mask, masked]));
+    e.client.once('finish', () => this.#close(e, 'shutdown'));
+  }
+
   /** Closes every open websocket (shutdown). */
   close(): void {
     this.#closed = true;
@@ -446,16 +468,4 @@ function parseHead(text: string): IncomingLike | undefined {
     headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
   }
   return { status: Number(m[1]), headers };
-}
-
-/** The first address from the right of X-Forwarded-For that is not a trusted proxy. */
-function clientAddress(peer: string, xff: string | undefined, trusted: readonly Cidr[]): string {
-  if (!xff) return peer;
-  const hops = xff.split(',').map((s) => s.trim());
-  for (let i = hops.length - 1; i >= 0; i--) {
-    const h = hops[i] as string;
-    if (!parseIp(h)) return peer;
-    if (!inCidrs(trusted, h)) return h;
-  }
-  return hops[0] ?? peer;
 }

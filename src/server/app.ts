@@ -27,7 +27,6 @@ import { ConfigReloader } from './reload.js';
 import { DrainRegistry, drainServer } from './drain.js';
 import { readTlsFiles, startHttpsRedirect, watchCertificate } from './tls.js';
 import { RateLimits } from './rate-limit.js';
-import { Gate } from '../proxy/gate.js';
 import { ForwardAuth } from '../proxy/forward-auth.js';
 import { WebsocketProxy } from '../proxy/websocket.js';
 import type { Duplex } from 'node:stream';
@@ -226,9 +225,38 @@ export async function startGatehouse(
     cleanups.push(() => rotation.stop());
 
     // Routes are compiled once here; the hot path touches no database.
-    const proxy = new Proxy({ config, keys, revocations, audit, logger, now, browserAuth: sso, metrics });
+    // The proxy owns the one decision path (its gate), which forward-auth and websockets share; the
+    // federation is read live, since reload swaps it.
+    const proxy = new Proxy({
+      config,
+      keys,
+      revocations,
+      audit,
+      logger,
+      now,
+      browserAuth: sso,
+      metrics,
+      federation: () => ic.federation,
+    });
     cleanups.push(() => proxy.close());
     const drain = new DrainRegistry();
+    const forwardAuth = new ForwardAuth({
+      config: config.forward_auth,
+      gate: proxy.gate,
+      routes: () => proxy.routes,
+      logger,
+      now,
+    });
+    // proxy.trusted_proxies is read at start only (reload reports it as needing a restart).
+    const websockets = new WebsocketProxy({
+      gate: proxy.gate,
+      match: (req) => proxy.match(req),
+      trustedProxies: config.proxy.trusted_proxies,
+      logger,
+      now,
+      // SIGTERM: each websocket gets close 1001 (going away) and the grace to finish.
+      onOpen: (client, goingAway) => drain.register(client, goingAway),
+    });
     let rateLimits = new RateLimits({ config, audit, logger, refused: metrics.rateLimited, now });
     // Reload swaps whole state: the proxy's route table, the trust rules, the rate limiters.
     const reloader = opts.configFile
@@ -238,6 +266,7 @@ export async function startGatehouse(
           pin: (c) => (opts.issuerFromAddress ? { ...c, issuer: { ...c.issuer, url } } : c),
           apply(next) {
             proxy.reload(next);
+            forwardAuth.reload(next.forward_auth);
             ic.federation = createFederation(next, { keys, revocations, now });
             rateLimits = new RateLimits({ config: next, audit, logger, refused: metrics.rateLimited, now });
           },
@@ -261,30 +290,6 @@ export async function startGatehouse(
             host: opts.host ?? inputConfig.server.host,
           })
         : undefined;
-    // Forward-auth and websockets decide as the proxy does, through the same gate (src/proxy/gate.ts).
-    const gate = new Gate({
-      config,
-      keys,
-      revocations,
-      audit,
-      logger,
-      now,
-      browserAuth: () => proxy.browserAuth,
-    });
-    const forwardAuth = new ForwardAuth({
-      config: config.forward_auth,
-      gate,
-      routes: () => proxy.routes,
-      logger,
-      now,
-    });
-    const websockets = new WebsocketProxy({
-      gate,
-      match: (req) => proxy.match(req),
-      trustedProxies: config.proxy.trusted_proxies,
-      logger,
-      now,
-    });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       websockets.handleUpgrade(req, socket, head),
     );

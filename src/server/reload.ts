@@ -1,8 +1,8 @@
 // Hot reload of the configuration file: on change (a debounced watch of its directory, so editors and
 // tools that replace the file are seen) and on demand (SIGHUP). A new configuration is loaded and checked
 // whole; a bad one is refused with every problem logged (file:line) and the running one keeps serving.
-// What can change live — routes and their policies, trust rules, external issuers, audit and rate-limit
-// settings — is handed to `apply`, which builds new immutable state and swaps it in; what cannot
+// What can change live — routes and their policies, trust rules, external issuers, audit, rate-limit and
+// forward-auth settings — is handed to `apply`, which builds new immutable state and swaps it in; what cannot
 // (listen address, TLS file paths, store, issuer URL, keys, clients, sessions…) is reported as needing a
 // restart and keeps its running value, so nothing is half-applied.
 import { watch, type FSWatcher } from 'node:fs';
@@ -16,7 +16,14 @@ import type { PartLogger } from '../audit/logger.js';
 import { GatehouseError } from '../lib/errors.js';
 
 /** Top-level sections that reload without a restart. */
-export const RELOADABLE = ['routes', 'trust_rules', 'external_issuers', 'audit', 'rate_limits'] as const;
+export const RELOADABLE = [
+  'routes',
+  'trust_rules',
+  'external_issuers',
+  'audit',
+  'rate_limits',
+  'forward_auth',
+] as const;
 
 export type ReloadTrigger = 'file' | 'signal' | 'manual';
 
