@@ -4,7 +4,6 @@ import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-prov
 import type { IssuerContext } from './context.js';
 import { createAdapterClass } from './adapter.js';
 import { providerMetadata } from './clients.js';
-import { checkSecret } from './client-secrets.js';
 import { oauthError } from './oauth-error.js';
 import { findAccount, PEOPLE_CLAIMS, PEOPLE_SCOPES, withPeopleClients } from './accounts.js';
 import { auditAuthorizationError, deviceFlowFeature, peopleConfiguration } from './interactions.js';
@@ -182,8 +181,7 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     this: { clientId: string },
     actual: string,
   ) {
-    const secrets = await ic.store.listSecrets(this.clientId);
-    const result = checkSecret(String(actual ?? ''), secrets, ic.now());
+    const result = await ic.clients.checkSecret(this.clientId, String(actual ?? ''), ic.now());
     if (result.ok) {
       // A client revoked at T authenticates again only with a secret created after T (rotate it).
       const revoked = ic.revocations.check({ client_id: this.clientId, iat: result.secret.createdAt / 1000 });
