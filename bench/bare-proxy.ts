@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream';
 import { Pool } from 'undici';
 
 export async function startBareProxy(upstream: string): Promise<{ url: string; close(): Promise<void> }> {
-  const pool = new Pool(upstream, { connections: 256, keepAliveTimeout: 30_000 });
+  // As @fastify/http-proxy sets it up: a keep-alive pool (128 connections, no pipelining).
+  const pool = new Pool(upstream, { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 });
   const server: Server = createServer((req, res) => {
     const hasBody =
       req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
@@ -18,7 +19,12 @@ export async function startBareProxy(upstream: string): Promise<{ url: string; c
         body: hasBody ? req : null,
       })
       .then((up) => {
-        res.writeHead(up.statusCode, up.headers as Record<string, string>);
+        // Hop-by-hop headers of the upstream are not the client's (keep-alive, connection).
+        const h = up.headers as Record<string, string | string[]>;
+        delete h.connection;
+        delete h['keep-alive'];
+        delete h['transfer-encoding'];
+        res.writeHead(up.statusCode, h);
         pipeline(up.body, res, () => undefined);
       })
       .catch(() => {
