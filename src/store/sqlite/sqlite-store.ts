@@ -131,7 +131,7 @@ export class SqliteStore implements Store {
   readonly #statements = new Map<string, Database.Statement>();
   readonly #feed: ChangeFeed;
   readonly #busyTimeoutMs: number;
-  readonly #auditThread: boolean;
+  #auditThread: boolean;
   #auditWriter: AuditWriter | undefined;
   #closed = false;
   #lastChangePrune = 0;
@@ -556,7 +556,12 @@ export class SqliteStore implements Store {
    */
   #writer(): AuditWriter | undefined {
     if (this.#path === ':memory:' || !this.#auditThread) return undefined;
-    this.#auditWriter ??= new AuditWriter({ path: this.#path, busyTimeoutMs: this.#busyTimeoutMs });
+    try {
+      this.#auditWriter ??= new AuditWriter({ path: this.#path, busyTimeoutMs: this.#busyTimeoutMs });
+    } catch {
+      // No thread can be started here (an unusual loader, a sandbox): appends stay on this connection.
+      this.#auditThread = false;
+    }
     return this.#auditWriter;
   }
 
