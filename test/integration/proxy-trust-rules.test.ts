@@ -154,6 +154,7 @@ routes:
     () =>
       parseConfigText(text, {
         file: 'g.yaml',
+        baseDir: '/tmp',
         base: { issuer: { url: 'http://127.0.0.1:1' }, keys: { encryption_key: 'x'.repeat(43) } },
       }),
     (e: unknown) =>
