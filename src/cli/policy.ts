@@ -9,7 +9,7 @@ import { loadConfig } from '../config/load.js';
 import type { GatehouseConfig } from '../config/schema.js';
 import { EXIT, GatehouseError } from '../lib/errors.js';
 import { explainDecision } from '../policy/index.js';
-import { OWN_ISSUER_NAME, TrustRules } from '../federation/trust-rules.js';
+import { OWN_ISSUER_NAME, TrustRules } from '../policy/trust-rules.js';
 import { testRoute } from './policy-route.js';
 
 interface PolicyTestOptions {

@@ -6,7 +6,7 @@ import { PolicyError } from '../policy/errors.js';
 import { compilePolicy, type RuleSpec } from '../policy/index.js';
 import { parseCidr } from '../policy/cidr.js';
 import { RESERVED_CLAIMS } from '../policy/reserved-claims.js';
-import { TrustRules } from '../federation/trust-rules.js';
+import { TrustRules } from '../policy/trust-rules.js';
 
 /** `trust_rules[2].conditions.all[0].glob` → ['trust_rules', 2, 'conditions', 'all', 0, 'glob']. */
 function splitPath(path: string): (string | number)[] {

@@ -12,7 +12,7 @@ import { matchGlob, type Reason } from '../policy/index.js';
 import { lookupClaim } from '../policy/claim-path.js';
 import { describeReason } from '../policy/explain.js';
 import { ExchangeRefusal } from './refusal.js';
-import { OWN_ISSUER_NAME, TrustRules, type TrustEvaluation, type TrustRule } from './trust-rules.js';
+import { OWN_ISSUER_NAME, TrustRules, type TrustEvaluation, type TrustRule } from '../policy/trust-rules.js';
 
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 export const TOKEN_TYPE_ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';

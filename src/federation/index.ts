@@ -16,11 +16,11 @@ export {
   TOKEN_TYPE_ID_TOKEN,
   TOKEN_TYPE_JWT,
 } from './federation.js';
-export { TrustRules, OWN_ISSUER_NAME } from './trust-rules.js';
-export type { TrustRule, TrustEvaluation, EvaluateTrustInput } from './trust-rules.js';
+export { TrustRules, OWN_ISSUER_NAME } from '../policy/trust-rules.js';
+export type { TrustRule, TrustEvaluation, EvaluateTrustInput } from '../policy/trust-rules.js';
 export { ExchangeRefusal } from './refusal.js';
 export type { RefusalStage } from './refusal.js';
-export { parseSubjectTemplate } from './template.js';
+export { parseSubjectTemplate } from '../policy/subject-template.js';
 
 /** Gatehouse's own published keys (next, active, retired) as a key source, looked up by kid. */
 export function keyRingSource(keys: KeyRing): KeySource {

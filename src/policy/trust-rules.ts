@@ -1,12 +1,33 @@
-// Trust rules compiled for evaluation: per external issuer, one policy (src/policy) over the rules that
+// Trust rules (workload federation) compiled for evaluation: per external issuer, one policy (src/policy) over the rules that
 // name it, so a decision carries every criterion checked and the closest rule when none matched.
 // Delegation (RFC 8693 actor tokens) is checked per rule and reported as a reason like any other.
-import { compilePolicy, type CompiledPolicy, type Decision, type Reason } from '../policy/index.js';
-import { PolicyError, type PolicyProblem } from '../policy/errors.js';
-import { parseClaimPath, type ClaimPath } from '../policy/claim-path.js';
-import { RESERVED_CLAIMS } from '../policy/reserved-claims.js';
-import type { TrustRuleConfig } from '../config/schema.js';
-import { parseSubjectTemplate, type SubjectTemplate } from './template.js';
+import { compilePolicy, type CompiledPolicy, type Decision, type Reason } from './index.js';
+import { PolicyError, type PolicyProblem } from './errors.js';
+import { parseClaimPath, type ClaimPath } from './claim-path.js';
+import { RESERVED_CLAIMS } from './reserved-claims.js';
+import { parseSubjectTemplate, type SubjectTemplate } from './subject-template.js';
+
+/**
+ * A trust rule as the config gives it (after validation and defaults; durations in ms). Declared here,
+ * not imported, because policy/ depends on nothing else in Gatehouse; `config`'s type fits it.
+ */
+export interface TrustRuleConfig {
+  name: string;
+  description?: string | undefined;
+  issuer: string;
+  mode: 'enforce' | 'shadow';
+  conditions: unknown;
+  message?: string | undefined;
+  delegation: 'forbid' | 'allow' | 'require';
+  actor_conditions?: unknown;
+  grant: {
+    roles: string[];
+    audiences: string[];
+    max_ttl?: number | undefined;
+    subject?: string | undefined;
+    claims: { copy: string[]; map: Record<string, string> };
+  };
+}
 
 /** The name trust rules use for Gatehouse's own access tokens. */
 export const OWN_ISSUER_NAME = 'gatehouse';

@@ -1,7 +1,7 @@
 // The `sub` of an exchanged token, written as a template over the subject token's claims
 // (`gh:{repository}:{environment}`): parsed once at load, rendered per exchange, and a missing claim
 // is a refusal that names it, never an empty segment.
-import { lookupClaim, parseClaimPath, type ClaimPath } from '../policy/claim-path.js';
+import { lookupClaim, parseClaimPath, type ClaimPath } from './claim-path.js';
 
 type Part = { literal: string } | { claim: string; path: ClaimPath };
 
