@@ -163,6 +163,7 @@ export async function startGatehouse(
     cleanups.push(() => health.stop());
 
     const clients = new ClientRegistry(config.clients, store);
+    cleanups.push(() => clients.close());
     const metrics = createMetrics({ store, keys, now });
     // The issuer's records go through a counting sink, so /metrics counts exactly what was audited.
     const issuerAudit = countingAuditSink(audit, metrics);
