@@ -23,4 +23,6 @@ export interface IssuerContext {
   sso?: SsoBrowserAuth;
   /** External issuers and trust rules for token exchange; absent when none are configured. */
   federation?: Federation;
+  /** Told when a request failed because the store could not answer (marks it down for /readyz). */
+  onStoreError?: (e: unknown) => void;
 }

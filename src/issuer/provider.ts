@@ -5,6 +5,7 @@ import type { IssuerContext } from './context.js';
 import { createAdapterClass } from './adapter.js';
 import { providerMetadata } from './clients.js';
 import { oauthError } from './oauth-error.js';
+import { GatehouseError } from '../lib/errors.js';
 import { findAccount, PEOPLE_CLAIMS, PEOPLE_SCOPES, withPeopleClients } from './accounts.js';
 import { auditAuthorizationError, deviceFlowFeature, peopleConfiguration } from './interactions.js';
 import {
@@ -46,6 +47,13 @@ function cliClientMetadata(idTokenAlg: string): Record<string, unknown> {
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Errors that mean the store could not answer or write, as opposed to a bug. */
+function isStoreFailure(e: unknown): e is GatehouseError {
+  return (
+    e instanceof GatehouseError && (e.code === 'ERR_STORE_UNAVAILABLE' || e.code === 'ERR_AUDIT_WRITE_FAILED')
+  );
 }
 
 /** The client id of an HTTP Basic header (form-url-decoded, RFC 6749 §2.3.1), or undefined. */
@@ -225,6 +233,19 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
   provider.use(async (ctx, next) => {
     await next();
     const body = ctx.body as Record<string, unknown> | undefined;
+    // A store that cannot be written (the durable token.issued record, a secret lookup) is not a bug:
+    // answer 503 temporarily_unavailable so clients retry, and tell the health tracker at once.
+    const failure = (ctx.state as { gatehouseError?: unknown }).gatehouseError;
+    if (body && body.error === 'server_error' && isStoreFailure(failure)) {
+      ic.onStoreError?.(failure);
+      ctx.status = 503;
+      ctx.set('retry-after', '5');
+      ctx.body = {
+        error: 'temporarily_unavailable',
+        error_description: 'the store is unreachable; nothing was issued; try again shortly',
+      };
+      return;
+    }
     const detail = (ctx.state as { gatehouseError?: { error_detail?: string } }).gatehouseError?.error_detail;
     if (
       body &&
@@ -246,7 +267,7 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     }
   });
   provider.use(jwtAccessTokenEndpoints(ic));
-  for (const event of ['grant.error', 'introspection.error', 'revocation.error'] as const) {
+  for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'server_error'] as const) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, err: unknown) => {
       (ctx.state as Record<string, unknown>).gatehouseError = err;
     });

@@ -187,6 +187,7 @@ export async function startGatehouse(
       revocations,
       now,
       federation: createFederation(config, { keys, revocations, now }),
+      onStoreError: (e) => health.reportError(e),
     };
     const cookieKeys = JSON.parse(
       await store.initMeta('cookie_keys', JSON.stringify([randomBytes(32).toString('base64url')])),

@@ -141,6 +141,8 @@ describe('PostgreSQL outage', { skip }, () => {
     await loader;
 
     assert.ok((statuses.get(503) ?? 0) > 0, `statuses ${JSON.stringify([...statuses])}`);
+    // Never a bare server error: a store outage is answered 503 temporarily_unavailable from the first request.
+    assert.equal(statuses.get(500), undefined, `statuses ${JSON.stringify([...statuses])}`);
     assert.ok((statuses.get(200) ?? 0) > 2, `statuses ${JSON.stringify([...statuses])}`);
     // Nothing acknowledged is lost: every token a client got has its token.issued record.
     const issued = new Set(
