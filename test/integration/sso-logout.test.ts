@@ -162,8 +162,13 @@ test('when the IdP refuses the upstream refresh at the re-check, the session end
   // The request that notices the check is due still gets through; the answer arrives in the background.
   assert.equal(await useApp(bob), 200);
   await waitFor(async () => (await whoami(bob)).status === 401, 'the session ends after the refused refresh');
-  const rows = await gh.gh.store.queryAudit({ type: 'session.ended', limit: 1000 });
-  const ended = rows.find((r) => r.data.reason === 'upstream_refused' && r.data.sub === 'bob');
+  // The session ends at once; its record is written right after (durably, but not before the revocation).
+  const endedRecord = async () =>
+    (await gh.gh.store.queryAudit({ type: 'session.ended', limit: 1000 })).find(
+      (r) => r.data.reason === 'upstream_refused' && r.data.sub === 'bob',
+    );
+  await waitFor(async () => (await endedRecord()) !== undefined, 'the end is audited');
+  const ended = await endedRecord();
   assert.ok(ended, 'the end is audited');
   assert.equal(ended.data.upstream_error, 'invalid_grant');
   // The other browser's session is re-checked on its own next use and ends too.
