@@ -1,6 +1,6 @@
 // Appends audit records durably with group commit: appends arriving together share one store
 // transaction, and each resolves only once its row is written. Writes signed checkpoints of the head.
-import { randomBytes } from 'node:crypto';
+import { randomId } from '../lib/random.js';
 import { GatehouseError } from '../lib/errors.js';
 import type { AuditInput, AuditRow, Store } from '../store/store.js';
 import { canonicalJson } from './canonical-json.js';
@@ -40,7 +40,7 @@ const ID = /^a_[A-Za-z0-9_-]{16}$/;
 
 /** The id of an audit record, shown to clients on refusals: `a_` and 16 base64url characters. */
 export function newAuditId(): string {
-  return `a_${randomBytes(12).toString('base64url')}`;
+  return `a_${randomId(12)}`;
 }
 
 export class AuditLog {

@@ -1,6 +1,6 @@
 // Signing of Gatehouse's own JWTs (access tokens, assertions, checkpoints) with the key ring's active
 // key. One place decides the protected header: alg and kid of the signing key, and the token's typ.
-import { randomBytes } from 'node:crypto';
+import { randomId } from '../lib/random.js';
 import { SignJWT, type JWTPayload } from 'jose';
 import type { KeyRing } from '../keys/keyring.js';
 
@@ -9,7 +9,7 @@ export const TYP_ASSERTION = 'gatehouse-assertion+jwt';
 
 /** A fresh token id: 128 random bits. */
 export function newJti(): string {
-  return randomBytes(16).toString('base64url');
+  return randomId(16);
 }
 
 export async function signJwt(
