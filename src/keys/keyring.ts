@@ -170,9 +170,11 @@ export class KeyRing {
   }
 
   /** On first start there is nothing published yet, so the first key is active at once. */
-  async ensureActiveKey(): Promise<void> {
+  /** Returns the key it created, when this process created the first one (for the audit log). */
+  async ensureActiveKey(): Promise<KeyRecord | undefined> {
     await this.load();
-    if (this.#keys.some((k) => k.state === 'active')) return;
+    if (this.#keys.some((k) => k.state === 'active')) return undefined;
+    let created: KeyRecord | undefined;
     const kek = this.#opts.keks[0];
     if (!kek) throw new GatehouseError('ERR_CONFIG_INVALID', 'no key-encryption key is configured');
     // Replicas starting together on an empty store would each create a different first key (different
@@ -187,6 +189,7 @@ export class KeyRing {
             const { record } = await createKeyRecord(this.#opts.algorithm, kek, 'active', this.#now);
             await this.#store.insertKey(record);
             await this.#store.publishChange('keys', record.kid);
+            created = record;
             await this.load();
           }
         } finally {
@@ -196,7 +199,7 @@ export class KeyRing {
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 50));
         await this.load();
       }
-      if (this.#keys.some((k) => k.state === 'active')) return;
+      if (this.#keys.some((k) => k.state === 'active')) return created;
     }
     throw new GatehouseError(
       'ERR_KEY_NOT_FOUND',

@@ -143,7 +143,7 @@ export async function startGatehouse(
       algorithm: config.keys.algorithm,
       now,
     });
-    await keys.ensureActiveKey();
+    const firstKey = await keys.ensureActiveKey();
 
     const audit = new AuditLog(store, {
       signCheckpoint: (payload) => createCheckpointSigner(keys.active())(payload),
@@ -151,6 +151,12 @@ export async function startGatehouse(
       now,
     });
     cleanups.push(() => audit.close());
+    if (firstKey) {
+      // The first key of a new store: active at once, since nothing was published before it.
+      const base = { kid: firstKey.kid, alg: firstKey.alg, reason: 'first key of a new store' };
+      await audit.append('key.created', { ...base, state: 'active' });
+      await audit.append('key.activated', { ...base, published_ms: 0, early: false });
+    }
     const revocations = new RevocationSet(store, {
       now,
       logger,

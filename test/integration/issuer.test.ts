@@ -61,6 +61,20 @@ describe('issuer', () => {
     assert.ok((d.grant_types_supported as string[]).includes('client_credentials'));
   });
 
+  test('the first signing key of a new store is in the audit log', async () => {
+    const jwks = (await (await fetch(`${t.url}/jwks`)).json()) as { keys: { kid: string }[] };
+    const created = await t.gh.store.queryAudit({ type: 'key.created' });
+    const activated = await t.gh.store.queryAudit({ type: 'key.activated' });
+    assert.deepEqual(
+      created.map((r) => r.data.kid),
+      jwks.keys.map((k) => k.kid),
+    );
+    assert.deepEqual(
+      activated.map((r) => r.data.kid),
+      jwks.keys.map((k) => k.kid),
+    );
+  });
+
   test('a spoofed Host or X-Forwarded-Host does not move the discovery URLs', async () => {
     const variants: Record<string, string>[] = [
       { host: 'evil.example' },
