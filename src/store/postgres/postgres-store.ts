@@ -23,6 +23,8 @@ import type {
   Store,
 } from '../store.js';
 import { GatehouseError } from '../../lib/errors.js';
+import { KEY_PATCH_COLUMNS, notFound, stringOrNull, toClient, toSession } from '../rows.js';
+import type { JsonColumn, Row, SessionRow } from '../rows.js';
 import { checkMigrations, latestVersion, pendingMigrations } from '../migrations.js';
 import { POSTGRES_MIGRATIONS } from './schema.js';
 import { closedError, describeServer, toStoreError } from './errors.js';
@@ -57,7 +59,6 @@ const HEARTBEAT_PREFIX = 'hb:';
 
 type Sql = postgres.Sql<{ bigint: number }>;
 type Tx = postgres.TransactionSql<{ bigint: number }>;
-type Row = Record<string, unknown>;
 
 interface Watcher {
   /** Highest seq delivered; -1 until the starting point is read. */
@@ -65,15 +66,6 @@ interface Watcher {
   ready: Promise<void>;
   onChange: (c: Change) => void;
 }
-
-/** KeyPatch fields and their columns: the only columns updateKey may touch. */
-const KEY_PATCH_COLUMNS = {
-  state: 'state',
-  activatedAt: 'activated_at',
-  retiredAt: 'retired_at',
-  removeAfter: 'remove_after',
-  sealedPrivate: 'sealed_private',
-} as const satisfies Record<keyof KeyPatch, string>;
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
@@ -293,13 +285,15 @@ export class PostgresStore implements Store {
   async getClient(id: string): Promise<ClientRecord | undefined> {
     return this.#run('getClient', async () => {
       const [r] = await this.#sql<Row[]>`SELECT * FROM clients WHERE id = ${id}`;
-      return r && toClient(r);
+      return r && toClient(r, fromJsonb);
     });
   }
 
   async listClients(): Promise<ClientRecord[]> {
     return this.#run('listClients', async () =>
-      (await this.#sql<Row[]>`SELECT * FROM clients ORDER BY created_at, id COLLATE "C"`).map(toClient),
+      (await this.#sql<Row[]>`SELECT * FROM clients ORDER BY created_at, id COLLATE "C"`).map((r) =>
+        toClient(r, fromJsonb),
+      ),
     );
   }
 
@@ -578,8 +572,8 @@ export class PostgresStore implements Store {
 
   async getSession(id: string): Promise<SessionRecord | undefined> {
     return this.#run('getSession', async () => {
-      const [r] = await this.#sql<Row[]>`SELECT * FROM sessions WHERE id = ${id}`;
-      return r && toSession(r);
+      const [r] = await this.#sql<SessionRow[]>`SELECT * FROM sessions WHERE id = ${id}`;
+      return r && toSession(r, fromJsonb);
     });
   }
 
@@ -602,10 +596,10 @@ export class PostgresStore implements Store {
   async listSessions(subject?: string): Promise<SessionRecord[]> {
     return this.#run('listSessions', async () =>
       (subject === undefined
-        ? await this.#sql<Row[]>`SELECT * FROM sessions ORDER BY created_at, id COLLATE "C"`
-        : await this.#sql<Row[]>`SELECT * FROM sessions WHERE subject = ${subject}
+        ? await this.#sql<SessionRow[]>`SELECT * FROM sessions ORDER BY created_at, id COLLATE "C"`
+        : await this.#sql<SessionRow[]>`SELECT * FROM sessions WHERE subject = ${subject}
                                  ORDER BY created_at, id COLLATE "C"`
-      ).map(toSession),
+      ).map((r) => toSession(r, fromJsonb)),
     );
   }
 
@@ -848,30 +842,5 @@ async function auditHead(sql: Sql | Tx): Promise<{ seq: number; hash: string } |
   return row ? { seq: row.seq, hash: row.hash } : undefined;
 }
 
-function stringOrNull(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
-
-function notFound(what: string, id: string): GatehouseError {
-  return new GatehouseError('ERR_NOT_FOUND', `no ${what} with id "${id}"`, { field: 'id' });
-}
-
-function toClient(r: Row): ClientRecord {
-  return {
-    id: r.id as string,
-    metadata: r.metadata as Record<string, unknown>,
-    createdAt: r.created_at as number,
-  };
-}
-
-function toSession(r: Row): SessionRecord {
-  return {
-    id: r.id as string,
-    subject: r.subject as string,
-    data: r.data as Record<string, unknown>,
-    createdAt: r.created_at as number,
-    lastSeenAt: r.last_seen_at as number,
-    expiresAt: r.expires_at as number,
-    revokedAt: r.revoked_at as number | null,
-  };
-}
+/** jsonb columns arrive parsed. */
+const fromJsonb: JsonColumn = (value) => value as Record<string, unknown>;

@@ -22,6 +22,8 @@ import type {
   Store,
 } from '../store.js';
 import { GatehouseError } from '../../lib/errors.js';
+import { KEY_PATCH_COLUMNS, notFound, stringOrNull, toClient, toSession } from '../rows.js';
+import type { JsonColumn, Row, SessionRow } from '../rows.js';
 import { checkMigrations, latestVersion, pendingMigrations } from '../migrations.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
 import { ChangeFeed } from './change-feed.js';
@@ -59,8 +61,6 @@ const CHANGE_PRUNE_EVERY_MS = 30_000;
  */
 const feedsByPath = new Map<string, Set<ChangeFeed>>();
 
-type Row = Record<string, unknown>;
-
 interface KeyRow {
   kid: string;
   alg: KeyRecord['alg'];
@@ -97,30 +97,12 @@ interface RevocationRow {
   revoked_at: number;
   expires_at: number | null;
 }
-interface SessionRow {
-  id: string;
-  subject: string;
-  data: string;
-  created_at: number;
-  last_seen_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-}
 interface ChangeRow {
   seq: number;
   topic: ChangeTopic;
   ref: string | null;
   at: number;
 }
-
-/** KeyPatch fields and their columns: the only columns updateKey may touch. */
-const KEY_PATCH_COLUMNS = {
-  state: 'state',
-  activatedAt: 'activated_at',
-  retiredAt: 'retired_at',
-  removeAfter: 'remove_after',
-  sealedPrivate: 'sealed_private',
-} as const satisfies Record<keyof KeyPatch, string>;
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -364,13 +346,15 @@ export class SqliteStore implements Store {
   async getClient(id: string): Promise<ClientRecord | undefined> {
     return this.#run('getClient', () => {
       const r = this.#stmt('SELECT * FROM clients WHERE id = ?').get(id) as Row | undefined;
-      return r && toClient(r);
+      return r && toClient(r, fromText);
     });
   }
 
   async listClients(): Promise<ClientRecord[]> {
     return this.#run('listClients', () =>
-      (this.#stmt('SELECT * FROM clients ORDER BY created_at, id').all() as Row[]).map(toClient),
+      (this.#stmt('SELECT * FROM clients ORDER BY created_at, id').all() as Row[]).map((r) =>
+        toClient(r, fromText),
+      ),
     );
   }
 
@@ -694,7 +678,7 @@ export class SqliteStore implements Store {
   async getSession(id: string): Promise<SessionRecord | undefined> {
     return this.#run('getSession', () => {
       const r = this.#stmt('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow | undefined;
-      return r && toSession(r);
+      return r && toSession(r, fromText);
     });
   }
 
@@ -720,7 +704,7 @@ export class SqliteStore implements Store {
           : this.#stmt('SELECT * FROM sessions WHERE subject = ? ORDER BY created_at, id').all(
               subject,
             )) as SessionRow[]
-      ).map(toSession),
+      ).map((r) => toSession(r, fromText)),
     );
   }
 
@@ -833,26 +817,5 @@ function parseJson(text: string): Record<string, unknown> {
   return JSON.parse(text) as Record<string, unknown>;
 }
 
-function stringOrNull(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
-
-function notFound(what: string, id: string): GatehouseError {
-  return new GatehouseError('ERR_NOT_FOUND', `no ${what} with id "${id}"`, { field: 'id' });
-}
-
-function toClient(r: Row): ClientRecord {
-  return { id: r.id as string, metadata: parseJson(r.metadata as string), createdAt: r.created_at as number };
-}
-
-function toSession(r: SessionRow): SessionRecord {
-  return {
-    id: r.id,
-    subject: r.subject,
-    data: parseJson(r.data),
-    createdAt: r.created_at,
-    lastSeenAt: r.last_seen_at,
-    expiresAt: r.expires_at,
-    revokedAt: r.revoked_at,
-  };
-}
+/** SQLite keeps JSON columns as text. */
+const fromText: JsonColumn = (value) => parseJson(value as string);
