@@ -66,17 +66,20 @@ export interface ProxyFixture {
   close(): Promise<void>;
 }
 
-/** The default routes: `/app/` (admin/ for admins, public/ open) on the issuer host, and app.example.com. */
-export function defaultRoutes(upstream: string): string {
-  return `
-clients:
+/** The clients proxy tests sign tokens for: `reader` and `admin`, each holding the role of its name. */
+export const PROXY_CLIENTS = `clients:
   - id: reader
     allowed_audiences: ["**"]
     roles: [reader]
   - id: admin
     allowed_audiences: ["**"]
     roles: [admin]
-routes:
+`;
+
+/** The default routes: `/app/` (admin/ for admins, public/ open) on the issuer host, and app.example.com. */
+export function defaultRoutes(upstream: string): string {
+  return `
+${PROXY_CLIENTS}routes:
   - name: app
     from: /app/
     to: [${upstream}]

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { startTestGatehouse, requestToken, type TestGatehouse } from '../helpers/gatehouse.js';
 import { startDemoApp, type DemoApp } from '../../src/server/demo-app.js';
+import { PROXY_CLIENTS } from '../helpers/proxy.js';
 import {
   CADDY,
   NGINX,
@@ -47,14 +48,7 @@ for (const p of proxies) {
       audience = `http://127.0.0.1:${proxyPort}/`;
       t = await startTestGatehouse({
         yaml: `
-clients:
-  - id: reader
-    allowed_audiences: ["**"]
-    roles: [reader]
-  - id: admin
-    allowed_audiences: ["**"]
-    roles: [admin]
-routes:
+${PROXY_CLIENTS}routes:
   - name: fronted
     from: ${audience}
     to: [${app.url}]

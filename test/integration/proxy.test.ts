@@ -4,17 +4,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { startProxyFixture, rawGet, rawRequest, type ProxyFixture } from '../helpers/proxy.js';
+import { PROXY_CLIENTS, startProxyFixture, rawGet, rawRequest, type ProxyFixture } from '../helpers/proxy.js';
 
 const routes = (up: string) => `
-clients:
-  - id: reader
-    allowed_audiences: ["**"]
-    roles: [reader]
-  - id: admin
-    allowed_audiences: ["**"]
-    roles: [admin]
-routes:
+${PROXY_CLIENTS}routes:
   - name: app
     from: /app/
     to: [${up}]

@@ -3,18 +3,11 @@
 // audit of allows follows `audit.allows`.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startProxyFixture, type ProxyFixture } from '../helpers/proxy.js';
+import { PROXY_CLIENTS, startProxyFixture, type ProxyFixture } from '../helpers/proxy.js';
 
 function routes(upstream: string, audit = ''): string {
   return `
-clients:
-  - id: reader
-    allowed_audiences: ["**"]
-    roles: [reader]
-  - id: admin
-    allowed_audiences: ["**"]
-    roles: [admin]
-${audit}
+${PROXY_CLIENTS}${audit}
 routes:
   - name: trial
     from: /trial/
