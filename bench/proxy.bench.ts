@@ -4,21 +4,14 @@
 // against nginx plain proxy and fastify. "Half load" is wrk with 4 connections (no wrk2 here: an
 // approximation of a fixed rate well under saturation).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Fastify from 'fastify';
 import httpProxy from '@fastify/http-proxy';
 import type { AddressInfo } from 'node:net';
-import { parseConfigText } from '../src/config/load.js';
-import { generateKekText } from '../src/keys/seal.js';
-import { rotateSecret } from '../src/issuer/client-secrets.js';
-import { createLogger } from '../src/lib/logger.js';
-import { startGatehouse } from '../src/server/app.js';
 import { example, freePort, hasBinary, startNginx, template, NGINX } from '../test/helpers/edge-proxies.js';
 import { caseSeconds, type BenchResult } from './lib.js';
 import { startBareProxy } from './bare-proxy.js';
+import { startBenchGatehouse } from './gatehouse.js';
 
 const run$ = promisify(execFile);
 const WRK = '/usr/bin/wrk';
@@ -121,10 +114,8 @@ export async function run(): Promise<BenchResult[]> {
 
     // Gatehouse: a bearer-token route with a policy, durable audit on SQLite.
     const fwdPort = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-proxy-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const { config } = parseConfigText(
-      `clients:
+    const bench = await startBenchGatehouse({
+      yaml: `clients:
   - id: bench
     allowed_audiences: ["**"]
     roles: [reader]
@@ -142,25 +133,9 @@ routes:
       - name: readers
         allow: { roles: [reader] }
 `,
-      {
-        file: 'bench.yaml',
-        baseDir: dir,
-        base: {
-          issuer: { url: 'http://127.0.0.1:1' },
-          server: { host: '127.0.0.1', port: 0 },
-          store: { sqlite: { path: join(dir, 'gatehouse.db') } },
-          keys: { encryption_key: generateKekText() },
-          log: { level: 'silent' },
-        },
-      },
-    );
-    const gh = await startGatehouse(config, {
-      issuerFromAddress: true,
-      logger: createLogger({ level: 'silent' }),
     });
-    cleanups.push(() => gh.close());
-    const url = gh.config.issuer.url;
-    await rotateSecret(gh.store, 'bench', { overlapMs: 0, now: Date.now() });
+    cleanups.push(() => bench.close());
+    const { gh, url } = bench;
     const mint = async (aud: string) =>
       (
         await gh.issuer.context.minter.mint({
