@@ -175,3 +175,33 @@ export function rawGet(
   const lines = [`GET ${target} HTTP/1.1`, `Host: ${host}`, ...headerLines, 'Connection: close', '', ''];
   return rawRequest(port, lines.join('\r\n'));
 }
+
+/**
+ * Listens `server` on 127.0.0.1 port 0 and starts a Gatehouse whose `routes` (the YAML list under `routes:`,
+ * given the server's URL) front it, with one client `reader` holding role `reader`; `token` is a bearer
+ * token of that client for every one of `paths` (route prefixes on the issuer host, such as `/s/`).
+ */
+export async function startReaderFront(
+  server: Server,
+  routes: (upstream: string) => string,
+  paths: string[],
+): Promise<{ t: TestGatehouse; token: string }> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const t = await startTestGatehouse({
+    yaml: `
+clients:
+  - id: reader
+    allowed_audiences: ["**"]
+    roles: [reader]
+routes:
+${routes(upstream)}`,
+  });
+  const secret = await t.secretFor('reader');
+  const r = await requestToken(
+    t.url,
+    { id: 'reader', secret },
+    { audience: paths.map((p) => `${t.url}${p}`) },
+  );
+  return { t, token: r.body.access_token as string };
+}

@@ -3,10 +3,10 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startTestGatehouse, requestToken, type TestGatehouse } from '../helpers/gatehouse.js';
+import type { TestGatehouse } from '../helpers/gatehouse.js';
+import { startReaderFront } from '../helpers/proxy.js';
 
 const MB = 1024 * 1024;
 setFlagsFromString('--expose-gc');
@@ -21,15 +21,9 @@ describe('streaming through the proxy', () => {
 
   before(async () => {
     upstream = createServer((req, res) => handler(req, res));
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
-    const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-    t = await startTestGatehouse({
-      yaml: `
-clients:
-  - id: reader
-    allowed_audiences: ["**"]
-    roles: [reader]
-routes:
+    ({ t, token } = await startReaderFront(
+      upstream,
+      (up) => `
   - name: s
     from: /s/
     to: [${up}]
@@ -40,15 +34,9 @@ routes:
     max_body: 1048576
     policy: [ { name: readers, allow: { roles: [reader] } } ]
 `,
-    });
+      ['/s/', '/small/'],
+    ));
     port = Number(new URL(t.url).port);
-    const secret = await t.secretFor('reader');
-    const r = await requestToken(
-      t.url,
-      { id: 'reader', secret },
-      { audience: [`${t.url}/s/`, `${t.url}/small/`] },
-    );
-    token = r.body.access_token as string;
   });
   after(async () => {
     await t.close();

@@ -3,9 +3,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startTestGatehouse, requestToken, type TestGatehouse } from '../helpers/gatehouse.js';
+import type { TestGatehouse } from '../helpers/gatehouse.js';
+import { startReaderFront } from '../helpers/proxy.js';
 
 function open(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -31,33 +31,21 @@ describe('cross-site websocket hijacking', () => {
   wss.on('connection', () => opened++);
 
   before(async () => {
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
-    const upstream = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-    t = await startTestGatehouse({
-      yaml: `
-clients:
-  - id: reader
-    allowed_audiences: ["**"]
-    roles: [reader]
-routes:
+    ({ t, token } = await startReaderFront(
+      http,
+      (up) => `
   - name: own
     from: /own/
-    to: [${upstream}]
+    to: [${up}]
     policy: [ { name: readers, allow: { roles: [reader] } } ]
   - name: listed
     from: /listed/
-    to: [${upstream}]
+    to: [${up}]
     allowed_origins: ["https://app.example.com"]
     policy: [ { name: readers, allow: { roles: [reader] } } ]
 `,
-    });
-    const secret = await t.secretFor('reader');
-    const r = await requestToken(
-      t.url,
-      { id: 'reader', secret },
-      { audience: [`${t.url}/own/`, `${t.url}/listed/`] },
-    );
-    token = r.body.access_token as string;
+      ['/own/', '/listed/'],
+    ));
   });
   after(async () => {
     await t.close();
