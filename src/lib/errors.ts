@@ -75,6 +75,7 @@ export const ERROR_CODES = {
   ERR_CSRF: c(403, true, EXIT.no),
   ERR_NOT_LOGGED_IN: c(401, true, EXIT.usage),
   // anything else
+  ERR_LISTEN_FAILED: c(500, false, EXIT.unavailable),
   ERR_INTERNAL: c(500, false, EXIT.unavailable),
 } as const satisfies Record<string, CodeInfo>;
 

@@ -18,6 +18,7 @@ import { Interactions } from '../issuer/interactions.js';
 import { SsoBrowserAuth } from '../session/browser-auth.js';
 import type { IssuerContext } from '../issuer/context.js';
 import { createFederation } from '../federation/index.js';
+import { GatehouseError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { countingAuditSink, createMetrics, type Metrics } from './metrics.js';
 import { openStore } from './open-store.js';
@@ -107,11 +108,25 @@ export async function startGatehouse(
     ? (createHttpsServer({ ...timeouts, ...tls }, onRequest) as unknown as Server)
     : createServer(timeouts, onRequest);
   server.maxRequestsPerSocket = inputConfig.proxy.max_requests_per_socket;
+  const listenHost = opts.host ?? inputConfig.server.host;
+  const listenPort = opts.port ?? inputConfig.server.port;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? inputConfig.server.port, opts.host ?? inputConfig.server.host, () =>
-      resolve(),
-    );
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === 'EADDRINUSE'
+          ? 'the port is already in use (another Gatehouse, or another program)'
+          : e.code === 'EACCES'
+            ? 'permission denied (ports below 1024 need privileges)'
+            : e.code === 'EADDRNOTAVAIL'
+              ? 'this machine has no such address'
+              : (e.code ?? e.message);
+      reject(
+        new GatehouseError('ERR_LISTEN_FAILED', `cannot listen on ${listenHost}:${listenPort}: ${why}`, {
+          hint: 'choose another port (server.port, or --port for gatehouse dev), or stop the other process',
+        }),
+      );
+    });
+    server.listen(listenPort, listenHost, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const url = `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;

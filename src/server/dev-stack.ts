@@ -105,6 +105,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     gatehouse = await startGatehouse(loaded.config, { logger, issuerFromAddress: true });
   } catch (e) {
     await demo.close();
+    await idp.close();
     throw e;
   }
   try {

@@ -4,6 +4,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { runCli, tempDir } from '../helpers/gatehouse.js';
 import { startCli } from '../helpers/processes.js';
 
@@ -67,6 +69,27 @@ describe('gatehouse dev', () => {
         );
       } finally {
         await second.stop();
+      }
+    },
+  );
+
+  test(
+    'a port already taken is a clear error with exit 3, and nothing is left running',
+    { timeout: 60_000 },
+    async () => {
+      const blocker = createServer();
+      await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+      const port = (blocker.address() as AddressInfo).port;
+      try {
+        const r = await runCli(['dev', '--port', String(port), '--data-dir', dir], { timeoutMs: 30_000 });
+        assert.equal(r.code, 3, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use`),
+        );
+        assert.ok(!r.stderr.includes('internal error'));
+      } finally {
+        blocker.close();
       }
     },
   );
