@@ -12,6 +12,8 @@ import { example, freePort, hasBinary, startNginx, template, NGINX } from '../te
 import { caseSeconds, type BenchResult } from './lib.js';
 import { startBareProxy } from './bare-proxy.js';
 import { startBenchGatehouse } from './gatehouse.js';
+import { startSsoStack } from '../test/helpers/sso.js';
+import { CookieJar, loginUntilCallback, send, setCookieValue } from '../test/helpers/http-browser.js';
 
 const run$ = promisify(execFile);
 const WRK = '/usr/bin/wrk';
@@ -151,8 +153,35 @@ routes:
     const ghFull = await wrk(`${url}/app/x`, [`Authorization: Bearer ${appToken}`], C);
     add('Gatehouse bearer JWT + policy + audit', ghFull, FASTIFY);
     out.push({ ...out[out.length - 1]!, name: 'Gatehouse bearer (vs nginx)', vs: PLAIN });
-    process.stderr.write(
-      'proxy.bench: Gatehouse with a session cookie: skipped (no programmatic session fixture for benchmarks yet)\n',
+    // The same route for a person: a real sign-in through the dev IdP, then the session cookie.
+    const sso = await startSsoStack({
+      base: {
+        routes: [
+          {
+            name: 'app',
+            from: '/app/',
+            to: [upUrl],
+            policy: [{ name: 'engineers', allow: { roles: ['engineer'] } }],
+          },
+        ],
+      },
+    });
+    cleanups.push(async () => {
+      await sso.gh.close();
+      await sso.idp.close();
+    });
+    const jar = new CookieJar();
+    const { callback } = await loginUntilCallback(jar, sso.gh.url, {
+      username: 'alice',
+      password: 'alice-password',
+    });
+    const signedIn = await send(jar, callback);
+    const session = setCookieValue(signedIn.setCookies, 'gatehouse_session');
+    if (!session) throw new Error(`sign-in for the session case failed: ${signedIn.status}`);
+    add(
+      'Gatehouse session cookie + policy + audit',
+      await wrk(`${sso.gh.url}/app/x`, [`Cookie: gatehouse_session=${session}`], C),
+      FASTIFY,
     );
 
     const fwd = await startNginx(
