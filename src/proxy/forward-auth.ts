@@ -10,7 +10,7 @@ import type { Identity } from '../session/types.js';
 import type { Cidr } from '../policy/cidr.js';
 import { normalizeTarget, isRefusal } from './normalize-path.js';
 import type { RouteTable, CompiledRoute } from './routes.js';
-import { bearerChallenge, sendRefusal, type Refusal } from './responses.js';
+import { bearerChallenge, sendRefusal, type Refusal, invalidTokenRefusal } from './responses.js';
 import type { Gate } from './gate.js';
 import { inCidrs, parseCidrs, type GateOutcome } from './gate.js';
 import type { Decision } from '../policy/index.js';
@@ -234,17 +234,8 @@ export class ForwardAuth {
     outcome: Extract<GateOutcome, { kind: 'unauthenticated' }>,
   ): Promise<void> | void {
     const gate = this.#o.gate;
-    if (outcome.token) {
-      const description = outcome.token.description;
-      return sendRefusal(req, res, {
-        status: 401,
-        error: 'invalid_token',
-        description,
-        ...(outcome.auditId ? { auditId: outcome.auditId } : {}),
-        ...(outcome.missing ? { missing: outcome.missing } : {}),
-        headers: { 'www-authenticate': bearerChallenge({ code: 'invalid_token', description }) },
-      });
-    }
+    if (outcome.token)
+      return sendRefusal(req, res, invalidTokenRefusal({ ...outcome, token: outcome.token }));
     const browser =
       gate.browserAuth !== undefined &&
       (original.method === 'GET' || original.method === 'HEAD') &&

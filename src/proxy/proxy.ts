@@ -16,7 +16,7 @@ import type { Federation } from '../federation/federation.js';
 import { normalizeTarget, isRefusal } from './normalize-path.js';
 import { readInboundHeaders, responseHeaders, type InboundHeaders } from './headers.js';
 import { RouteTable, splitHost, type CompiledRoute } from './routes.js';
-import { bearerChallenge, sendRefusal, wantsHtml } from './responses.js';
+import { bearerChallenge, sendRefusal, wantsHtml, invalidTokenRefusal } from './responses.js';
 import { Gate, clientAddress, inCidrs, parseCidrs } from './gate.js';
 import type { Metrics } from '../server/metrics.js';
 
@@ -186,15 +186,7 @@ export class Proxy {
         return sendRefusal(req, res, outcome.refusal);
       case 'unauthenticated': {
         if (outcome.token) {
-          const description = outcome.token.description;
-          return sendRefusal(req, res, {
-            status: 401,
-            error: 'invalid_token',
-            description,
-            ...(outcome.auditId ? { auditId: outcome.auditId } : {}),
-            ...(outcome.missing ? { missing: outcome.missing } : {}),
-            headers: { 'www-authenticate': bearerChallenge({ code: 'invalid_token', description }) },
-          });
+          return sendRefusal(req, res, invalidTokenRefusal({ ...outcome, token: outcome.token }));
         }
         if (this.browserAuth && (method === 'GET' || method === 'HEAD') && wantsHtml(req)) {
           return this.browserAuth.startLogin(req, res, this.#publicUrl(route, target));

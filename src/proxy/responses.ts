@@ -94,3 +94,20 @@ export function missingRequirement(d: Decision): Refusal['missing'] {
   }
   return { rule: '(none)', message: d.message ?? 'no rule allows this request' };
 }
+
+/** The RFC 6750 401 for a presented token that was refused, with what the gate could say about it. */
+export function invalidTokenRefusal(outcome: {
+  token: { description: string };
+  auditId?: string;
+  missing?: Refusal['missing'];
+}): Refusal {
+  const { description } = outcome.token;
+  return {
+    status: 401,
+    error: 'invalid_token',
+    description,
+    ...(outcome.auditId ? { auditId: outcome.auditId } : {}),
+    ...(outcome.missing ? { missing: outcome.missing } : {}),
+    headers: { 'www-authenticate': bearerChallenge({ code: 'invalid_token', description }) },
+  };
+}
