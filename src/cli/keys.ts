@@ -1,5 +1,6 @@
-// `gatehouse keys list|rotate|rewrap`: signing keys in the store. Rotation here only writes to the store;
-// running servers publish, promote and retire keys on their own schedule and reload within a second.
+// `gatehouse keys list|rotate|rewrap`: signing keys in the store. Rotation here only writes to the store,
+// under the same `key-rotation` lease as the servers' scheduler; running servers publish, promote and
+// retire keys on their own schedule and reload within a second.
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -9,7 +10,7 @@ import { parseConfigText } from '../config/load.js';
 import { formatDuration } from '../lib/duration.js';
 import { GatehouseError } from '../lib/errors.js';
 import { isRemoved, rewrapKeys } from '../keys/keyring.js';
-import { rotateKeys, type RotationPolicy } from '../keys/rotation.js';
+import { ROTATION_WAIT_MS, rotateKeys, type RotationPolicy } from '../keys/rotation.js';
 import { parseKek, sealedKekId, type Kek } from '../keys/seal.js';
 import type { KeyRecord } from '../store/store.js';
 import {
@@ -149,7 +150,14 @@ export function register(program: Command): void {
         const r = await rotateKeys(
           { store: ctx.store, keks: kc.keks, audit, now: Date.now, by: 'cli' },
           kc.policy,
-          { now: opts.now === true },
+          {
+            now: opts.now === true,
+            waitMs: ROTATION_WAIT_MS,
+            onWait: () =>
+              process.stderr.write(
+                `another key rotation is in progress; waiting up to ${ROTATION_WAIT_MS / 1000}s for it to finish\n`,
+              ),
+          },
         );
         if (r.promoted) {
           process.stderr.write(

@@ -39,6 +39,36 @@ export type RotationStep =
   | { kind: 'remove'; kid: string; reason: string };
 
 export const ROTATION_LEASE = 'key-rotation';
+/**
+ * How long one rotation may hold the lease: it is held only while steps are applied, and this outlives
+ * a slow key generation (RSA); a holder that died frees it after this.
+ */
+export const ROTATION_LEASE_MS = 30_000;
+/** How long an on-demand rotation waits for another one (a scheduled tick takes well under this). */
+export const ROTATION_WAIT_MS = 5_000;
+
+/**
+ * Takes the `key-rotation` lease, retrying for up to `waitMs` of real time. `now` is the clock the lease
+ * expiry is written with (every holder writes with the same kind of clock).
+ */
+async function takeRotationLease(
+  store: Store,
+  holder: string,
+  now: () => number,
+  waitMs: number,
+  onWait?: () => void,
+): Promise<boolean> {
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    if (await store.tryLease(ROTATION_LEASE, holder, ROTATION_LEASE_MS, now())) return true;
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    if (!told) onWait?.();
+    told = true;
+    await new Promise((r) => setTimeout(r, Math.min(100, left)));
+  }
+}
 
 /** When a key retired at `retiredAt` leaves the JWKS: after the longest token it signed has expired. */
 export function removeAfter(retiredAt: number, policy: RotationPolicy): number {
@@ -191,15 +221,48 @@ export async function applyRotationStep(
     await removeKey(deps, record, step.reason);
 }
 
+export interface RotateOptions {
+  /** Promote the new key at once instead of after the propagation window. */
+  now?: boolean;
+  /** How long to wait for the `key-rotation` lease while another process holds it (default 5 s). */
+  waitMs?: number;
+  /** Told once when the lease is held elsewhere and the rotation starts waiting for it. */
+  onWait?: () => void;
+}
+
 /**
  * On-demand rotation (`gatehouse keys rotate`): creates a `next` key unless one is waiting. With
  * `now`, promotes it at once: verifiers that cached the JWKS before it was published refuse its
- * tokens until they fetch the JWKS again.
+ * tokens until they fetch the JWKS again. It holds the `key-rotation` lease, like the scheduler, so it
+ * never runs at the same time as another rotation (which could leave two `next` keys, or promote one
+ * the other is retiring); when the lease stays held it fails with ERR_STORE_CONFLICT.
  */
 export async function rotateKeys(
   deps: RotationDeps,
   policy: RotationPolicy,
-  opts: { now?: boolean } = {},
+  opts: RotateOptions = {},
+): Promise<{ next: KeyRecord; created: boolean; promoted: boolean; retired: KeyRecord[] }> {
+  const holder = `rotate-${deps.by}-${randomBytes(6).toString('base64url')}`;
+  const waitMs = opts.waitMs ?? ROTATION_WAIT_MS;
+  if (!(await takeRotationLease(deps.store, holder, deps.now, waitMs, opts.onWait)))
+    throw new GatehouseError(
+      'ERR_STORE_CONFLICT',
+      `another key rotation is in progress: the ${ROTATION_LEASE} lease is still held by another process after ${waitMs / 1000}s`,
+      {
+        hint: `retry in a few seconds; a lease left by a process that stopped mid-rotation frees itself within ${ROTATION_LEASE_MS / 1000}s`,
+      },
+    );
+  try {
+    return await rotateUnderLease(deps, policy, opts);
+  } finally {
+    await deps.store.releaseLease(ROTATION_LEASE, holder).catch(() => undefined);
+  }
+}
+
+async function rotateUnderLease(
+  deps: RotationDeps,
+  policy: RotationPolicy,
+  opts: RotateOptions,
 ): Promise<{ next: KeyRecord; created: boolean; promoted: boolean; retired: KeyRecord[] }> {
   const now = deps.now();
   const waiting = (await deps.store.listKeys())
@@ -225,7 +288,8 @@ export interface SchedulerOptions extends RotationDeps {
 
 /**
  * Checks every `checkIntervalMs` whether a rotation step is due and applies it, while holding the
- * `key-rotation` lease so that one process of many rotates.
+ * `key-rotation` lease so that one process of many rotates. The lease is held for one check only:
+ * held between checks, it would shut out `gatehouse keys rotate`, which takes the same lease.
  */
 export class RotationScheduler {
   readonly #opts: SchedulerOptions;
@@ -262,7 +326,7 @@ export class RotationScheduler {
     await this.#opts.store.releaseLease(ROTATION_LEASE, this.#holder).catch(() => undefined);
   }
 
-  /** One check: takes (or renews) the lease, then applies what is due. Returns the steps applied. */
+  /** One check: takes the lease, applies what is due, releases it. Returns the steps applied. */
   tick(): Promise<RotationStep[]> {
     // A slow check (key generation) must not overlap the next one.
     this.#running ??= this.#tick().finally(() => (this.#running = undefined));
@@ -272,15 +336,20 @@ export class RotationScheduler {
   async #tick(): Promise<RotationStep[]> {
     if (this.#stopped) return [];
     const { store, policy, now } = this.#opts;
-    // The lease outlives a few missed checks, so a paused holder is replaced but a busy one is not.
-    const ttl = Math.max(3 * this.#opts.checkIntervalMs, 30_000);
-    if (!(await store.tryLease(ROTATION_LEASE, this.#holder, ttl, now()))) return [];
-    const applied: RotationStep[] = [];
-    for (const step of planRotation(await store.listKeys(), policy, now())) {
-      await applyRotationStep(this.#opts, policy, step);
-      applied.push(step);
-      this.#opts.onStep?.(step);
+    // Another holder is rotating: what it does is on the change feed, and the next check sees the rest.
+    if (!(await store.tryLease(ROTATION_LEASE, this.#holder, ROTATION_LEASE_MS, now()))) return [];
+    try {
+      const applied: RotationStep[] = [];
+      // Planned under the lease, from keys read under it, so a step another holder already applied is
+      // not applied twice.
+      for (const step of planRotation(await store.listKeys(), policy, now())) {
+        await applyRotationStep(this.#opts, policy, step);
+        applied.push(step);
+        this.#opts.onStep?.(step);
+      }
+      return applied;
+    } finally {
+      await store.releaseLease(ROTATION_LEASE, this.#holder).catch(() => undefined);
     }
-    return applied;
   }
 }

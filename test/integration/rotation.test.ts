@@ -1,6 +1,7 @@
 // Signing-key rotation as verifiers see it over HTTP: a new key is in the JWKS before it signs, old
 // tokens verify until their key leaves, no token is ever signed with an unpublished key (even under
-// load during an immediate swap), the CLI's rotation reaches a running server, and KEK rewrap.
+// load during an immediate swap), the CLI's rotation reaches a running server and takes the rotation
+// lease, and KEK rewrap.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -188,6 +189,72 @@ describe('gatehouse keys (CLI) against a running server', () => {
       assert.ok(waiting);
       await until('the next key is published', async () => (await jwksKids(t.url)).includes(waiting));
       assert.equal(kidOf(await token(t, secret)), active.kid);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('gatehouse keys rotate under the key-rotation lease', () => {
+  /** Takes the lease as another replica would (the server's scheduler only holds it during a check). */
+  async function holdLease(t: TestGatehouse, holder: string): Promise<void> {
+    await until('the key-rotation lease is free', () =>
+      t.gh.store.tryLease('key-rotation', holder, 60_000, Date.now()),
+    );
+  }
+
+  test('another holder of the lease: rotate --now waits, then refuses with exit 3 and changes nothing', async () => {
+    const t = await startTestGatehouse({ yaml: YAML });
+    try {
+      writeFileSync(join(t.dir, 'kek'), t.gh.config.keys.encryption_key + '\n');
+      await holdLease(t, 'other-replica');
+      const before = await t.gh.store.listKeys();
+      const started = Date.now();
+      const r = await runCli(['keys', 'rotate', '--now', '--data-dir', t.dir]);
+      assert.equal(r.code, 3, r.stderr);
+      assert.ok(Date.now() - started >= 4_000, 'it waited for the lease before giving up');
+      assert.match(r.stderr, /another key rotation is in progress/);
+      assert.match(r.stderr, /hint: retry in a few seconds/);
+      assert.equal(r.stdout, '');
+      assert.deepEqual(
+        (await t.gh.store.listKeys()).map((k) => [k.kid, k.state]),
+        before.map((k) => [k.kid, k.state]),
+        'no key was created or promoted',
+      );
+      // The lease is still the other holder's: the CLI did not take it over or release it.
+      assert.equal(await t.gh.store.tryLease('key-rotation', 'third', 60_000, Date.now()), false);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('a lease released while the CLI waits: it rotates, audited like a scheduled rotation', async () => {
+    const t = await startTestGatehouse({ yaml: YAML });
+    try {
+      writeFileSync(join(t.dir, 'kek'), t.gh.config.keys.encryption_key + '\n');
+      const [first] = await t.gh.store.listKeys();
+      assert.ok(first);
+      await holdLease(t, 'other-replica');
+      const cli = runCli(['keys', 'rotate', '--now', '--data-dir', t.dir]);
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.equal((await t.gh.store.listKeys()).length, 1, 'nothing happens while the lease is held');
+      await t.gh.store.releaseLease('key-rotation', 'other-replica');
+      const r = await cli;
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /another key rotation is in progress; waiting/);
+      const active = /activated (\S+)/.exec(r.stdout)?.[1];
+      assert.ok(active && active !== first.kid);
+      await t.gh.audit.flush();
+      const keyEvents = (await t.gh.store.queryAudit({}))
+        .filter((a) => a.type.startsWith('key.') && a.data.by === 'cli')
+        .map((a) => [a.type, a.data.kid]);
+      assert.deepEqual(keyEvents, [
+        ['key.created', active],
+        ['key.activated', active],
+        ['key.retired', first.kid],
+      ]);
+      // It let the lease go: the server's scheduler (or anyone) can take it again.
+      assert.equal(await t.gh.store.tryLease('key-rotation', 'after', 1_000, Date.now()), true);
     } finally {
       await t.close();
     }

@@ -153,7 +153,7 @@ describe('RotationScheduler', () => {
     }
   });
 
-  test('only the lease holder rotates', async () => {
+  test('only the lease holder rotates, and it holds the lease for one check only', async () => {
     const s = await setup();
     try {
       const policy = { ...POLICY, everyMs: 60_000 };
@@ -162,12 +162,48 @@ describe('RotationScheduler', () => {
       const b = new RotationScheduler({ ...opts, holderId: 'b' });
       assert.deepEqual(await a.tick(), []);
       s.clock.advance(60_000);
-      assert.deepEqual(await b.tick(), [], 'b does not hold the lease, though a step is due');
+      assert.equal(await s.store.tryLease('key-rotation', 'other', 60_000, s.clock.now()), true);
+      assert.deepEqual(await a.tick(), [], 'a does not hold the lease, though a step is due');
+      assert.deepEqual(await b.tick(), [], 'nor does b');
+      await s.store.releaseLease('key-rotation', 'other');
       assert.deepEqual(kinds(await a.tick()), ['create']);
+      // Released after the check, so an on-demand rotation (or another replica) can take it.
+      assert.equal(await s.store.tryLease('key-rotation', 'c', 60_000, s.clock.now()), true);
+      await s.store.releaseLease('key-rotation', 'c');
+      assert.deepEqual(await b.tick(), [], 'b plans from the keys a wrote: nothing is due');
       await a.stop();
-      assert.deepEqual(await b.tick(), [], 'nothing is due now, but b holds the lease');
-      assert.equal(await s.store.tryLease('key-rotation', 'a', 60_000, s.clock.now()), false);
       await b.stop();
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('rotateKeys takes the same lease: while another holds it, it waits, then refuses', async () => {
+    const s = await setup();
+    try {
+      const before = await s.store.listKeys();
+      assert.equal(await s.store.tryLease('key-rotation', 'scheduler', 60_000, s.clock.now()), true);
+      let waited = 0;
+      await assert.rejects(
+        rotateKeys(s.deps, POLICY, { now: true, waitMs: 200, onWait: () => waited++ }),
+        (e: unknown) => {
+          assert.ok(e instanceof GatehouseError);
+          assert.equal(e.code, 'ERR_STORE_CONFLICT');
+          assert.equal(e.exitCode, 3);
+          assert.match(e.message, /another key rotation is in progress/);
+          return true;
+        },
+      );
+      assert.equal(waited, 1);
+      assert.deepEqual(await s.store.listKeys(), before, 'nothing was written');
+      await s.store.releaseLease('key-rotation', 'scheduler');
+      const r = await rotateKeys(s.deps, POLICY, { now: true, waitMs: 0 });
+      assert.equal(r.promoted, true);
+      assert.equal(
+        await s.store.tryLease('key-rotation', 'scheduler', 60_000, s.clock.now()),
+        true,
+        'rotateKeys released the lease',
+      );
     } finally {
       await s.close();
     }
