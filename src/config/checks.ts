@@ -146,6 +146,12 @@ function checkRoutes(config: GatehouseConfig, problems: CrossProblem[]): void {
           path: ['routes', i, 'trust_rules', j],
           message: `no trust rule is named "${name}"${ruleNames.length ? `; configured: ${ruleNames.map((n) => `"${n}"`).join(', ')}` : ' (trust_rules is empty)'}`,
         });
+      // A bearer token comes with every request, and the proxy's hot path keeps no record of uses.
+      else if (config.trust_rules.find((r) => r.name === name)?.single_use)
+        problems.push({
+          path: ['routes', i, 'trust_rules', j],
+          message: `trust rule "${name}" is single_use, which only token exchange can keep: a route sees the same bearer token on every request; name a rule without single_use here`,
+        });
     });
     try {
       compilePolicy(route.policy as RuleSpec[], { path: `routes[${i}].policy` });

@@ -129,6 +129,8 @@ export const trustRuleSchema = z
     delegation: z.enum(['forbid', 'allow', 'require']).default('forbid'),
     /** With delegation: criteria the actor token's claims must meet (policy language). */
     actor_conditions: z.unknown().optional(),
+    /** Exchange each subject token (its `iss` and `jti`) once only; a second exchange is refused (docs/federation.md#single-use-subject-tokens). */
+    single_use: z.boolean().default(false),
     /** What the issued token carries. */
     grant: z
       .object({
@@ -138,6 +140,8 @@ export const trustRuleSchema = z
         audiences: z.array(glob()).min(1, 'list at least one audience pattern the caller may ask for'),
         /** Ceiling on the issued token's lifetime (at most tokens.max_ttl). */
         max_ttl: duration().optional(),
+        /** Let the issued token expire after the subject token (needs max_ttl; docs/federation.md#lifetime). */
+        outlive_subject: z.boolean().default(false),
         /** `sub` of the issued token, a template over claims: `gh:{repository}:{environment}`; default `<issuer name>:{sub}`. */
         subject: z.string().min(1).max(512).optional(),
         /** Claims carried over from the subject token. */

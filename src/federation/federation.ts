@@ -6,7 +6,13 @@ import type { GatehouseConfig } from '../config/schema.js';
 import { GatehouseError } from '../lib/errors.js';
 import { JwksCache } from '../tokens/jwks-cache.js';
 import { IssuerRegistry, type IssuerEntry } from '../tokens/issuer-registry.js';
-import { peekIssuer, verifyJwt, type KeySource, type JsonObject } from '../tokens/verify.js';
+import {
+  DEFAULT_CLOCK_SKEW_SEC,
+  peekIssuer,
+  verifyJwt,
+  type KeySource,
+  type JsonObject,
+} from '../tokens/verify.js';
 import { TYP_ACCESS_TOKEN } from '../tokens/sign.js';
 import { matchGlob, type Reason } from '../policy/index.js';
 import { lookupClaim } from '../policy/claim-path.js';
@@ -42,8 +48,20 @@ export interface VerifiedToken {
   iss: string;
   claims: JsonObject;
   kid: string | undefined;
+  /** The token's `exp` (epoch seconds). */
+  exp: number;
+  /** Epoch ms from which the verifier refuses the token as expired: `exp` plus its issuer's clock skew. */
+  acceptedUntil: number;
   /** What may be recorded about the token: never the token itself. */
   fingerprint: { iss: string; sub: unknown; jti: unknown; sha256: string };
+}
+
+/** A use of a subject token under a `single_use` rule, as the store records it. */
+export interface SubjectTokenUse {
+  issuer: string;
+  jti: string;
+  /** Epoch ms after which the record may go: the token is refused as expired from then on. */
+  expiresAt: number;
 }
 
 export interface Grant {
@@ -55,6 +73,10 @@ export interface Grant {
   act?: Record<string, unknown>;
   /** Lifetime ceiling of the rule, when it sets one. */
   maxTtlMs: number | undefined;
+  /** The issued token's `exp` may not be later (epoch seconds): the subject token's `exp`, unless the rule says `outlive_subject`. */
+  notAfter: number | undefined;
+  /** Under a `single_use` rule: the use to record before issuing (a second one is refused). */
+  singleUse: SubjectTokenUse | undefined;
 }
 
 /** First 16 hex characters of the token's SHA-256: enough to correlate, useless to replay. */
@@ -193,11 +215,14 @@ export class Federation {
         const revoked = own.revoked(v.claims);
         if (revoked)
           throw new GatehouseError('ERR_TOKEN_REVOKED', `token was revoked (${revoked})`, { field: 'jti' });
+        const exp = v.claims.exp as number;
         return {
           issuerName: OWN_ISSUER_NAME,
           iss: own.issuer,
           claims: v.claims,
           kid: v.kid,
+          exp,
+          acceptedUntil: Math.ceil(exp + own.clockSkewSec) * 1000,
           fingerprint: { iss: own.issuer, sub: v.claims.sub, jti: v.claims.jti, sha256 },
         };
       }
@@ -210,11 +235,15 @@ export class Federation {
       }
       const v = await this.registry.verify(token);
       const name = v.entry.name ?? this.#names.get(v.entry.issuer) ?? v.entry.issuer;
+      // The strict verifier has checked exp is a finite number.
+      const exp = v.claims.exp as number;
       return {
         issuerName: name,
         iss: v.entry.issuer,
         claims: v.claims,
         kid: v.kid,
+        exp,
+        acceptedUntil: Math.ceil(exp + (v.entry.clockSkewSec ?? DEFAULT_CLOCK_SKEW_SEC)) * 1000,
         fingerprint: { iss: v.entry.issuer, sub: v.claims.sub, jti: v.claims.jti, sha256 },
       };
     } catch (e) {
@@ -296,6 +325,26 @@ export class Federation {
         [...d.reasons, reason],
       );
     }
+    let singleUse: SubjectTokenUse | undefined;
+    if (rule.singleUse) {
+      // Replay protection keys on iss + jti (RFC 7519 §4.1.7): a token without a jti cannot be told apart.
+      const jti = subject.claims.jti;
+      if (typeof jti !== 'string' || jti === '') {
+        throw new ExchangeRefusal(
+          'invalid_request',
+          'policy',
+          `rule "${rule.name}" matched, but it accepts each subject token once (single_use) and this token has no jti to tell it apart; the issuer "${subject.issuerName}" must put a jti in its tokens, or the rule must not be single_use`,
+          {
+            rule: rule.name,
+            field: 'jti',
+            expected: 'a non-empty string',
+            actual: jti === undefined ? 'missing' : typeof jti,
+          },
+          d.reasons,
+        );
+      }
+      singleUse = { issuer: subject.iss, jti, expiresAt: subject.acceptedUntil };
+    }
     const claims: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     for (const { name, path } of [...rule.copy, ...rule.map]) {
       const found = lookupClaim(subject.claims, path);
@@ -313,6 +362,8 @@ export class Federation {
           ? { act: pruneAct(subject.claims.act, 0) } // a delegated token keeps its chain when re-exchanged
           : {}),
       maxTtlMs: rule.maxTtlMs,
+      notAfter: rule.outliveSubject ? undefined : Math.floor(subject.exp),
+      singleUse,
       evaluation,
     };
   }

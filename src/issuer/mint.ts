@@ -16,6 +16,8 @@ export interface MintRequest {
   claims?: Record<string, unknown>;
   /** RFC 8693 §4.1 delegation chain. */
   act?: Record<string, unknown>;
+  /** Latest `exp` allowed (epoch seconds), e.g. the subject token's in a token exchange. */
+  notAfter?: number;
   /** Extra, non-secret fields for the audit record (rule, subject token's jti…). */
   auditData?: Record<string, unknown>;
 }
@@ -43,7 +45,12 @@ export class TokenMinter {
 
   async mint(req: MintRequest): Promise<MintedToken> {
     const iat = Math.floor(this.#now() / 1000);
-    const expiresIn = Math.max(1, Math.floor(req.ttlMs / 1000));
+    let expiresIn = Math.max(1, Math.floor(req.ttlMs / 1000));
+    if (req.notAfter !== undefined) {
+      // The caller has checked at least a second is left; a token born expired is a bug, not a refusal.
+      if (req.notAfter <= iat) throw new RangeError(`mint: notAfter ${req.notAfter} is not after iat ${iat}`);
+      expiresIn = Math.min(expiresIn, req.notAfter - iat);
+    }
     const jti = newJti();
     const payload: JWTPayload = {
       ...req.claims,

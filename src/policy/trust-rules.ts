@@ -20,10 +20,14 @@ export interface TrustRuleConfig {
   message?: string | undefined;
   delegation: 'forbid' | 'allow' | 'require';
   actor_conditions?: unknown;
+  /** Each subject token (issuer + jti) is exchanged at most once under this rule. */
+  single_use?: boolean | undefined;
   grant: {
     roles: string[];
     audiences: string[];
     max_ttl?: number | undefined;
+    /** The issued token may expire after the subject token does (bounded by max_ttl alone). */
+    outlive_subject?: boolean | undefined;
     subject?: string | undefined;
     claims: { copy: string[]; map: Record<string, string> };
   };
@@ -47,6 +51,10 @@ export interface TrustRule {
   readonly roles: readonly string[];
   readonly audiences: readonly string[];
   readonly maxTtlMs: number | undefined;
+  /** The subject token may be exchanged once only (`single_use`); it must carry a `jti`. */
+  readonly singleUse: boolean;
+  /** The issued token may outlive the subject token (`grant.outlive_subject`). */
+  readonly outliveSubject: boolean;
   readonly subject: SubjectTemplate;
   readonly copy: readonly { name: string; path: ClaimPath }[];
   readonly map: readonly { name: string; path: ClaimPath }[];
@@ -153,6 +161,21 @@ export class TrustRules {
           });
         }
       }
+      if (c.grant.outlive_subject === true) {
+        // Re-exchanging its own tokens under such a rule would renew a token for ever.
+        if (c.issuer === OWN_ISSUER_NAME) {
+          problems.push({
+            path: `${at}.grant.outlive_subject`,
+            message: `a token issued from a Gatehouse token may not outlive it (the exchange would renew tokens for ever); remove outlive_subject`,
+          });
+        } else if (c.grant.max_ttl === undefined) {
+          problems.push({
+            path: `${at}.grant.outlive_subject`,
+            message:
+              'outlive_subject needs grant.max_ttl: say how long the issued token may live (e.g. max_ttl: 15m)',
+          });
+        }
+      }
       const subjectSource = c.grant.subject ?? `${c.issuer}:{sub}`;
       const subject = parseSubjectTemplate(subjectSource);
       if (typeof subject === 'string') problems.push({ path: `${at}.grant.subject`, message: subject });
@@ -192,6 +215,8 @@ export class TrustRules {
         roles: c.grant.roles,
         audiences: c.grant.audiences,
         maxTtlMs: c.grant.max_ttl,
+        singleUse: c.single_use === true,
+        outliveSubject: c.grant.outlive_subject === true,
         subject,
         copy,
         map,

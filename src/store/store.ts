@@ -110,6 +110,15 @@ export interface RevocationRecord {
 
 export type RevocationInput = Omit<RevocationRecord, 'id'>;
 
+/** A subject token exchanged under a `single_use` trust rule: remembered until it can no longer be accepted. */
+export interface SubjectTokenUseInput {
+  /** The token's `iss`, exactly. */
+  issuer: string;
+  jti: string;
+  /** After this (epoch ms) the token is refused as expired, so the record may be forgotten. */
+  expiresAt: number;
+}
+
 export interface SessionRecord {
   id: string;
   subject: string;
@@ -190,6 +199,16 @@ export interface Store {
   /** Revocations with id > afterId, oldest first (the change feed's catch-up read). */
   listRevocations(afterId?: number): Promise<RevocationRecord[]>;
   pruneRevocations(now: number): Promise<number>;
+
+  /**
+   * Records the use of a single-use subject token: true when this call is its first use, false when
+   * an unexpired record of the same issuer and jti exists. Atomic across processes (one statement:
+   * of concurrent callers exactly one gets true). A record past its expiresAt counts as absent;
+   * such records are pruned along the way (at most every 30 s per instance, a minute after expiry).
+   */
+  consumeSubjectToken(use: SubjectTokenUseInput, now: number): Promise<boolean>;
+  /** Deletes subject token uses whose expiresAt <= now; returns how many. */
+  pruneSubjectTokenUses(now: number): Promise<number>;
 
   getSession(id: string): Promise<SessionRecord | undefined>;
   upsertSession(s: SessionRecord): Promise<void>;

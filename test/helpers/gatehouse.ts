@@ -101,6 +101,21 @@ export async function requestToken(
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
+/** POSTs an RFC 8693 token exchange: as the public `gatehouse-cli` client, or a service account with `basic`. */
+export async function exchangeToken(
+  url: string,
+  form: Record<string, string | undefined>,
+  basic?: { id: string; secret: string },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const body = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange' });
+  if (!basic) body.set('client_id', 'gatehouse-cli');
+  for (const [k, v] of Object.entries(form)) if (v !== undefined) body.append(k, v);
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (basic) headers.authorization = 'Basic ' + Buffer.from(`${basic.id}:${basic.secret}`).toString('base64');
+  const res = await fetch(`${url}/token`, { method: 'POST', headers, body });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
 const ROOT = new URL('../../', import.meta.url).pathname;
 
 /** Runs the `gatehouse` CLI from source as a child process. */

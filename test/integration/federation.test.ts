@@ -3,31 +3,21 @@
 // in the client's error_description and in the audit record named there.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeJwt } from 'jose';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import {
+  exchangeToken as exchange,
+  requestToken,
+  startTestGatehouse,
+  type TestGatehouse,
+} from '../helpers/gatehouse.js';
 import { githubSub, startExternalIssuer, type ExternalIssuer } from '../helpers/external-issuer.js';
 
-const TE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const AT_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 const AUD = 'https://gatehouse.test';
 
 let nowMs = Date.UTC(2025, 5, 2, 10, 0, 0);
 const now = (): number => nowMs;
-
-export async function exchange(
-  url: string,
-  form: Record<string, string | undefined>,
-  basic?: { id: string; secret: string },
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const body = new URLSearchParams({ grant_type: TE });
-  if (!basic) body.set('client_id', 'gatehouse-cli');
-  for (const [k, v] of Object.entries(form)) if (v !== undefined) body.append(k, v);
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-  if (basic) headers.authorization = 'Basic ' + Buffer.from(`${basic.id}:${basic.secret}`).toString('base64');
-  const res = await fetch(`${url}/token`, { method: 'POST', headers, body });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
 
 function auditId(description: unknown): string {
   const m = /\(audit id (a_[A-Za-z0-9_-]+)\)/.exec(String(description));
@@ -48,6 +38,33 @@ describe('token exchange against real external issuers', () => {
     assert.ok(rec, `audit record ${id} not found`);
     return rec.data;
   };
+  const issued = async (jti: unknown): Promise<Record<string, unknown>> => {
+    const rows = await t.gh.store.queryAudit({ type: 'token.issued', limit: 10_000 });
+    const rec = rows.find((r) => r.data.jti === jti);
+    assert.ok(rec, `no token.issued record for ${String(jti)}`);
+    return rec.data;
+  };
+  /** Verifies an issued token with Gatehouse's published keys, at the test's clock. */
+  const verifyIssued = async (token: unknown, audience: string) => {
+    const jwks = createRemoteJWKSet(new URL(`${t.url}/jwks`));
+    const { payload } = await jwtVerify(String(token), jwks, {
+      issuer: t.url,
+      audience,
+      typ: 'at+jwt',
+      currentDate: new Date(nowMs),
+    });
+    return payload as { exp: number; iat: number; jti: string; sub: string };
+  };
+  const releaseToken = (claims: Record<string, unknown> = {}, opts = {}) =>
+    gh.mint(
+      {
+        sub: githubSub('octo/release', { environment: 'release' }),
+        repository: 'octo/release',
+        environment: 'release',
+        ...claims,
+      },
+      opts,
+    );
 
   before(async () => {
     gh = await startExternalIssuer('github', { now });
@@ -60,6 +77,9 @@ clients:
   - id: agent
     grant_types: ["urn:ietf:params:oauth:grant-type:token-exchange"]
     allowed_audiences: ["vault", "https://api.example.com/**"]
+  - id: minter
+    allowed_audiences: ["http://127.0.0.1:**"]
+    roles: [deployer]
 external_issuers:
   - { name: github, issuer: "${gh.issuer}", audiences: ["${AUD}"] }
   - { name: gitlab, issuer: "${gl.issuer}", audiences: ["${AUD}"], algorithms: [RS256] }
@@ -95,6 +115,15 @@ trust_rules:
     issuer: gitpod
     conditions: { all: [ { claim: org_id, equals: org-1 }, { claim: email, glob: "*@example.com" } ] }
     grant: { roles: [dev], audiences: ["vault"], subject: "gitpod:{workspace_id}", claims: { copy: [email] } }
+  - name: gitpod-long-jobs
+    issuer: gitpod
+    conditions: { claim: org_id, equals: org-long }
+    grant: { roles: [dev], audiences: ["vault"], max_ttl: 30m, outlive_subject: true, subject: "gitpod:{workspace_id}" }
+  - name: gh-release-once
+    issuer: github
+    single_use: true
+    conditions: { claim: repository, equals: octo/release }
+    grant: { roles: [releaser], audiences: ["vault"], max_ttl: 15m, subject: "gh:{repository}" }
   - name: k8s-deployer
     issuer: k8s
     conditions:
@@ -519,6 +548,195 @@ trust_rules:
     );
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(decodeJwt(String(ok.body.access_token)).client_id, 'agent');
+  });
+
+  test('lifetime: a subject token with 60 s left gives a token that expires no later, and the audit says why', async () => {
+    const t0 = Math.floor(nowMs / 1000);
+    const subjectExp = t0 + 60;
+    const subject = await gh.mint(
+      { sub: githubSub('octo/app', { environment: 'production' }), environment: 'production' },
+      { exp: subjectExp },
+    );
+    const r = await exchange(t.url, {
+      subject_token: subject,
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+      expires_in: '900', // within every configured ceiling (rule max_ttl 15m): shortened, not refused
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const c = await verifyIssued(r.body.access_token, 'vault');
+    assert.ok(c.exp <= subjectExp, `issued exp ${c.exp} is after the subject token's ${subjectExp}`);
+    assert.ok(c.exp >= subjectExp - 1, `issued exp ${c.exp} is needlessly short`);
+    assert.equal(r.body.expires_in, c.exp - c.iat);
+    const rec = await issued(c.jti);
+    assert.equal(rec.capped_by, 'subject_token_exp');
+    assert.equal(rec.subject_exp, subjectExp);
+    assert.equal(rec.exp, c.exp);
+
+    // The default lifetime (10 min) is capped the same way.
+    const byDefault = await exchange(t.url, {
+      subject_token: await gh.mint({}, { exp: subjectExp }),
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+    });
+    assert.equal(byDefault.status, 200, JSON.stringify(byDefault.body));
+    assert.ok((await verifyIssued(byDefault.body.access_token, 'vault')).exp <= subjectExp);
+  });
+
+  test('lifetime: a subject token that outlives the asked lifetime changes nothing', async () => {
+    const t0 = Math.floor(nowMs / 1000);
+    const longLived = { exp: t0 + 3600 }; // a projected service account token of an hour
+    const byDefault = await exchange(t.url, {
+      subject_token: await k8s.mint({}, longLived),
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+    });
+    assert.equal(byDefault.status, 200, JSON.stringify(byDefault.body));
+    assert.equal(byDefault.body.expires_in, 600);
+    const c = await verifyIssued(byDefault.body.access_token, 'vault');
+    assert.equal(c.exp - c.iat, 600);
+    assert.equal((await issued(c.jti)).capped_by, undefined);
+
+    const asked = await exchange(t.url, {
+      subject_token: await k8s.mint({}, longLived),
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+      expires_in: '1200',
+    });
+    assert.equal(asked.status, 200, JSON.stringify(asked.body));
+    assert.equal(asked.body.expires_in, 1200);
+  });
+
+  test('lifetime: a subject token past its exp but within the clock skew is refused, not exchanged for a dead token', async () => {
+    const t0 = Math.floor(nowMs / 1000);
+    const r = await exchange(t.url, {
+      subject_token: await gh.mint({}, { iat: t0 - 300, exp: t0 - 10 }), // leeway is 30 s
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+    });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error, 'invalid_request');
+    assert.match(String(r.body.error_description), /^subject_token expires at .*get a fresh token/);
+    const data = await refusal(auditId(r.body.error_description));
+    assert.equal(data.stage, 'token');
+  });
+
+  test("lifetime: Gatehouse's own access token caps the token exchanged for it", async () => {
+    const secret = await t.secretFor('minter');
+    const own = await requestToken(t.url, { id: 'minter', secret }, { audience: t.url, expires_in: '120' });
+    assert.equal(own.status, 200, JSON.stringify(own.body));
+    const ownExp = (await verifyIssued(own.body.access_token, t.url)).exp;
+    const r = await exchange(t.url, {
+      subject_token: String(own.body.access_token),
+      subject_token_type: AT_TYPE,
+      audience: 'vault',
+      expires_in: '600',
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const c = await verifyIssued(r.body.access_token, 'vault');
+    assert.equal(c.sub, 'minter');
+    assert.ok(c.exp <= ownExp, `issued exp ${c.exp} is after the subject token's ${ownExp}`);
+    const rec = await issued(c.jti);
+    assert.equal(rec.rule, 'gatehouse-downscope');
+    assert.equal(rec.capped_by, 'subject_token_exp');
+  });
+
+  test('lifetime: a rule with outlive_subject issues up to its max_ttl whatever the subject token has left', async () => {
+    const t0 = Math.floor(nowMs / 1000);
+    const r = await exchange(t.url, {
+      subject_token: await gp.mint({ org_id: 'org-long' }, { exp: t0 + 60 }),
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+      expires_in: '1200',
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const c = await verifyIssued(r.body.access_token, 'vault');
+    assert.equal(c.exp - c.iat, 1200);
+    const rec = await issued(c.jti);
+    assert.equal(rec.rule, 'gitpod-long-jobs');
+    assert.equal(rec.capped_by, undefined);
+  });
+
+  test('single_use: the same token exchanged twice is refused the second time, naming the rule', async () => {
+    const token = await releaseToken();
+    const first = await exchange(t.url, {
+      subject_token: token,
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+    });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(decodeJwt(String(first.body.access_token)).sub, 'gh:octo/release');
+    assert.equal((await issued(decodeJwt(String(first.body.access_token)).jti)).single_use, true);
+
+    const replay = await exchange(t.url, {
+      subject_token: token,
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+    });
+    assert.equal(replay.status, 400);
+    assert.equal(replay.body.error, 'invalid_request');
+    const d = String(replay.body.error_description);
+    assert.match(
+      d,
+      /^subject_token was already exchanged: trust rule "gh-release-once" accepts each token once/,
+    );
+    const data = await refusal(auditId(d));
+    assert.equal(data.stage, 'policy');
+    assert.equal((data.details as Record<string, unknown>).rule, 'gh-release-once');
+    assert.equal((data.details as Record<string, unknown>).reason, 'subject_token_reused');
+    assert.equal((data.subject as Record<string, unknown>).jti, decodeJwt(token).jti);
+    assert.ok(!JSON.stringify(data).includes(token), 'the audit record holds the token');
+  });
+
+  test('single_use: two different tokens of the same job are both exchanged', async () => {
+    for (const token of [await releaseToken(), await releaseToken()]) {
+      const r = await exchange(t.url, {
+        subject_token: token,
+        subject_token_type: JWT_TYPE,
+        audience: 'vault',
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+  });
+
+  test('single_use: a refusal for another reason does not use the token up', async () => {
+    const token = await releaseToken();
+    const tooLong = await exchange(t.url, {
+      subject_token: token,
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+      expires_in: '3600', // above the rule's max_ttl of 15m
+    });
+    assert.equal(tooLong.status, 400);
+    assert.match(String(tooLong.body.error_description), /above the ceiling/);
+    const ok = await exchange(t.url, {
+      subject_token: token,
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+    });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  });
+
+  test('single_use: a token without jti is refused, saying why', async () => {
+    const token = await releaseToken({ jti: undefined });
+    assert.equal(decodeJwt(token).jti, undefined);
+    const r = await exchange(t.url, {
+      subject_token: token,
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+    });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error, 'invalid_request');
+    assert.match(String(r.body.error_description), /rule "gh-release-once" .*single_use.* no jti/);
+    const data = await refusal(auditId(r.body.error_description));
+    assert.equal((data.details as Record<string, unknown>).rule, 'gh-release-once');
+    // Rules without single_use take tokens without jti as before.
+    const plain = await exchange(t.url, {
+      subject_token: await gh.mint({ jti: undefined }),
+      subject_token_type: JWT_TYPE,
+      audience: 'vault',
+    });
+    assert.equal(plain.status, 200, JSON.stringify(plain.body));
   });
 
   test('a malformed subject token is refused without echoing it', async () => {

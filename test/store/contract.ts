@@ -537,6 +537,72 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
       });
     });
 
+    describe('single-use subject tokens', () => {
+      const use = (jti: string, expiresAt = 2_000_000, issuer = 'https://token.actions.example') => ({
+        issuer,
+        jti,
+        expiresAt,
+      });
+
+      test('the first use is recorded; a second, from any instance, is refused until it expires', async () => {
+        await withStore(async (store, fx) => {
+          const other = await fx.reopen();
+          const t = 1_000_000;
+          assert.equal(await store.consumeSubjectToken(use('j1'), t), true);
+          assert.equal(
+            await store.consumeSubjectToken(use('j1'), t + 1),
+            false,
+            'a replay was recorded again',
+          );
+          assert.equal(await other.consumeSubjectToken(use('j1'), t + 2), false, 'another instance took it');
+          // Keyed by issuer and jti: the same jti of another issuer, or another jti, is another token.
+          assert.equal(
+            await other.consumeSubjectToken(use('j1', 2_000_000, 'https://gitlab.example'), t),
+            true,
+          );
+          assert.equal(await other.consumeSubjectToken(use('j2'), t), true);
+          // Past expiresAt the token can no longer be accepted, so the record no longer stands in the way.
+          assert.equal(await store.consumeSubjectToken(use('j1'), 1_999_999), false);
+          assert.equal(await store.consumeSubjectToken(use('j1', 3_000_000), 2_000_000), true);
+          assert.equal(await other.consumeSubjectToken(use('j1', 3_000_000), 2_000_001), false);
+        });
+      });
+
+      test('prune forgets only expired uses', async () => {
+        await withStore(async (store) => {
+          const t = 1_000_000;
+          assert.equal(await store.consumeSubjectToken(use('old', t + 500), t), true);
+          assert.equal(await store.consumeSubjectToken(use('new', t + 5_000), t), true);
+          assert.equal(await store.pruneSubjectTokenUses(t + 1_000), 1);
+          assert.equal(await store.pruneSubjectTokenUses(t + 1_000), 0);
+          assert.equal(await store.consumeSubjectToken(use('new', t + 5_000), t + 1_000), false);
+        });
+      });
+
+      test('recording a use prunes expired ones along the way', async () => {
+        await withStore(async (store) => {
+          // An hour on, the piggybacked prune (a minute's grace, at most every 30 s) has run.
+          const t = 1_000_000;
+          assert.equal(await store.consumeSubjectToken(use('a', t + 500), t), true);
+          assert.equal(await store.consumeSubjectToken(use('b', t + 3_600_000 * 2), t + 3_600_000), true);
+          assert.equal(await store.pruneSubjectTokenUses(t + 3_600_000), 0, 'the expired use was left');
+        });
+      });
+
+      test('concurrent uses of one token: exactly one is recorded', async () => {
+        await withStore(async (store, fx) => {
+          const other = await fx.reopen();
+          const now = Date.now();
+          const wins = await Promise.all(
+            Array.from({ length: 8 }, (_, i) =>
+              (i % 2 ? other : store).consumeSubjectToken(use('race', now + 60_000), now),
+            ),
+          );
+          assert.equal(wins.filter(Boolean).length, 1);
+        });
+      });
+    });
+
     describe('sessions', () => {
       test('upsert, get, list all or by subject, delete', async () => {
         await withStore(async (store) => {

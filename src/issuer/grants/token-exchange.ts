@@ -12,8 +12,10 @@ import {
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_JWT,
   tokenHash,
+  type Grant,
   type VerifiedToken,
 } from '../../federation/federation.js';
+import { formatDuration } from '../../lib/duration.js';
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 /** The public client of the `gatehouse` CLI: no secret, the subject token is the credential. */
@@ -36,6 +38,49 @@ const REQUESTABLE = [TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT];
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+const iso = (sec: number): string => new Date(sec * 1000).toISOString();
+
+/**
+ * Under a `single_use` rule, records the subject token's use (issuer + jti) in the store, atomically
+ * across replicas; a token already recorded is refused. Runs last before minting, so a refusal for
+ * another reason never uses the token up.
+ */
+async function consumeSingleUse(ic: IssuerContext, grant: Grant): Promise<void> {
+  const use = grant.singleUse;
+  if (!use) return;
+  if (await ic.store.consumeSubjectToken(use, ic.now())) return;
+  throw new ExchangeRefusal(
+    'invalid_request',
+    'policy',
+    `subject_token was already exchanged: trust rule "${grant.rule.name}" accepts each token once (single_use); get a fresh token from the issuer`,
+    { rule: grant.rule.name, reason: 'subject_token_reused', field: 'jti' },
+  );
+}
+
+/**
+ * RFC 8693 leaves the issued token's lifetime to the server; Gatehouse's never outlives the subject
+ * token (unless the rule says `outlive_subject`), so exchanging cannot stretch a platform's short-lived
+ * credential. A shorter lifetime than asked is issued, not refused, and the audit record says why.
+ */
+function capBySubject(
+  ic: IssuerContext,
+  grant: Grant,
+  ttlMs: number,
+): { ttlMs: number; cappedBy?: 'subject_token_exp' } {
+  if (grant.notAfter === undefined) return { ttlMs };
+  const leftMs = grant.notAfter * 1000 - ic.now();
+  // The verifier accepts a token up to clock_skew past its exp; a token issued from it would be born expired.
+  if (leftMs < 1000) {
+    throw new ExchangeRefusal(
+      'invalid_request',
+      'token',
+      `subject_token expires at ${iso(grant.notAfter)} (server time ${new Date(ic.now()).toISOString()}): too late to issue a token that does not outlive it; get a fresh token from the issuer`,
+      { field: 'exp', expected: 'at least 1 s left', actual: iso(grant.notAfter), rule: grant.rule.name },
+    );
+  }
+  return leftMs < ttlMs ? { ttlMs: leftMs, cappedBy: 'subject_token_exp' } : { ttlMs };
 }
 
 export function tokenExchangeHandler(ic: IssuerContext) {
@@ -126,9 +171,9 @@ export function tokenExchangeHandler(ic: IssuerContext) {
         (x): x is number => x !== undefined,
       );
       const ceiling = Math.min(...ceilings);
-      let ttlMs: number;
+      let askedTtlMs: number;
       try {
-        ttlMs = requestedTtlMs(
+        askedTtlMs = requestedTtlMs(
           params,
           ic.config.tokens.default_ttl,
           ceiling,
@@ -143,6 +188,8 @@ export function tokenExchangeHandler(ic: IssuerContext) {
           });
         throw e;
       }
+      await consumeSingleUse(ic, grant);
+      const { ttlMs, cappedBy } = capBySubject(ic, grant, askedTtlMs);
       const minted = await ic.minter.mint({
         sub: grant.sub,
         audiences: grant.audiences,
@@ -153,10 +200,15 @@ export function tokenExchangeHandler(ic: IssuerContext) {
         scope: str(params.scope),
         claims: grant.claims,
         ...(grant.act ? { act: grant.act } : {}),
+        ...(grant.notAfter !== undefined ? { notAfter: grant.notAfter } : {}),
         auditData: {
           rule: grant.rule.name,
           external_issuer: subject.issuerName,
           ...fingerprint,
+          ...(cappedBy
+            ? { capped_by: cappedBy, subject_exp: grant.notAfter, asked_ttl: formatDuration(askedTtlMs) }
+            : {}),
+          ...(grant.singleUse ? { single_use: true } : {}),
           ...(grant.evaluation.decision.shadow.length ? { shadow: grant.evaluation.decision.shadow } : {}),
         },
       });

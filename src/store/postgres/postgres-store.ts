@@ -21,6 +21,7 @@ import type {
   SecretRecord,
   SessionRecord,
   Store,
+  SubjectTokenUseInput,
 } from '../store.js';
 import { GatehouseError } from '../../lib/errors.js';
 import { KEY_PATCH_COLUMNS, notFound, stringOrNull, toClient, toSession } from '../rows.js';
@@ -55,6 +56,10 @@ const LOCK = { migrations: 1, audit: 2, changes: 3, revocations: 4 } as const;
 
 const MAX_CHANGE_ROWS = 10_000;
 const CHANGE_PRUNE_EVERY_MS = 30_000;
+/** Pruning expired subject token uses, piggybacked on recording one, runs at most this often… */
+const USE_PRUNE_EVERY_MS = 30_000;
+/** …and leaves a minute's grace, so a replica whose clock runs behind this one's never sees a use vanish early. */
+const USE_PRUNE_GRACE_MS = 60_000;
 const HEARTBEAT_PREFIX = 'hb:';
 
 type Sql = postgres.Sql<{ bigint: number }>;
@@ -79,6 +84,7 @@ export class PostgresStore implements Store {
   readonly #watchers = new Set<Watcher>();
   #closed = false;
   #lastChangePrune = 0;
+  #lastUsePrune = 0;
   #timer: NodeJS.Timeout | undefined;
   #listen: Promise<postgres.ListenMeta | undefined> | undefined;
   /** The heartbeat sent on the last tick, cleared when this instance hears it back. */
@@ -565,6 +571,33 @@ export class PostgresStore implements Store {
       async () =>
         (await this.#sql`DELETE FROM revocations WHERE expires_at IS NOT NULL AND expires_at <= ${now}`)
           .count,
+    );
+  }
+
+  // ---- single-use subject tokens -----------------------------------------------------------------
+
+  async consumeSubjectToken(use: SubjectTokenUseInput, now: number): Promise<boolean> {
+    return this.#run('consumeSubjectToken', async () => {
+      if (now - this.#lastUsePrune >= USE_PRUNE_EVERY_MS) {
+        this.#lastUsePrune = now;
+        await this.#sql`DELETE FROM subject_token_uses WHERE expires_at <= ${now - USE_PRUNE_GRACE_MS}`;
+      }
+      // One statement: a concurrent recorder of the same token waits on the row, then re-checks the
+      // WHERE against the winner's row, so exactly one of them records it. A record that has expired
+      // (not yet pruned) is taken over, as the token it stood for can no longer be used.
+      const r = await this.#sql`INSERT INTO subject_token_uses (issuer, jti, used_at, expires_at)
+                                VALUES (${use.issuer}, ${use.jti}, ${now}, ${use.expiresAt})
+                                ON CONFLICT (issuer, jti) DO UPDATE SET used_at = excluded.used_at,
+                                  expires_at = excluded.expires_at
+                                WHERE subject_token_uses.expires_at <= ${now}`;
+      return r.count === 1;
+    });
+  }
+
+  async pruneSubjectTokenUses(now: number): Promise<number> {
+    return this.#run(
+      'pruneSubjectTokenUses',
+      async () => (await this.#sql`DELETE FROM subject_token_uses WHERE expires_at <= ${now}`).count,
     );
   }
 

@@ -107,4 +107,20 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX IF NOT EXISTS changes_at ON changes (at)`,
     ],
   },
+  {
+    version: 2,
+    name: 'single-use subject tokens',
+    statements: [
+      // One row per subject token exchanged under a single_use trust rule; the primary key is what
+      // makes a second use (from any replica) lose the insert.
+      `CREATE TABLE IF NOT EXISTS subject_token_uses (
+        issuer TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        used_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (issuer, jti)
+      )`,
+      `CREATE INDEX IF NOT EXISTS subject_token_uses_expires_at ON subject_token_uses (expires_at)`,
+    ],
+  },
 ];

@@ -20,6 +20,7 @@ import type {
   SecretRecord,
   SessionRecord,
   Store,
+  SubjectTokenUseInput,
 } from '../store.js';
 import { GatehouseError } from '../../lib/errors.js';
 import { KEY_PATCH_COLUMNS, notFound, stringOrNull, toClient, toSession } from '../rows.js';
@@ -54,6 +55,10 @@ export interface SqliteStoreOptions {
 const MAX_CHANGE_ROWS = 10_000;
 /** Pruning the change table runs at most this often. */
 const CHANGE_PRUNE_EVERY_MS = 30_000;
+/** Pruning expired subject token uses, piggybacked on recording one, runs at most this often… */
+const USE_PRUNE_EVERY_MS = 30_000;
+/** …and leaves a minute's grace, so a replica whose clock runs behind this one's never sees a use vanish early. */
+const USE_PRUNE_GRACE_MS = 60_000;
 
 /**
  * Feeds of every open store in this process, by file: a publish tells them all at once instead of
@@ -117,6 +122,7 @@ export class SqliteStore implements Store {
   #auditWriter: AuditWriter | undefined;
   #closed = false;
   #lastChangePrune = 0;
+  #lastUsePrune = 0;
 
   constructor(options: SqliteStoreOptions) {
     if (typeof options?.path !== 'string' || options.path === '') {
@@ -670,6 +676,32 @@ export class SqliteStore implements Store {
       () =>
         this.#stmt('DELETE FROM revocations WHERE expires_at IS NOT NULL AND expires_at <= ?').run(now)
           .changes,
+    );
+  }
+
+  // ---- single-use subject tokens -----------------------------------------------------------------
+
+  async consumeSubjectToken(use: SubjectTokenUseInput, now: number): Promise<boolean> {
+    return this.#run('consumeSubjectToken', () => {
+      if (now - this.#lastUsePrune >= USE_PRUNE_EVERY_MS) {
+        this.#lastUsePrune = now;
+        this.#stmt('DELETE FROM subject_token_uses WHERE expires_at <= ?').run(now - USE_PRUNE_GRACE_MS);
+      }
+      // One statement, so two processes recording the same token cannot both insert; a record that
+      // has expired (not yet pruned) is taken over, as the token it stood for can no longer be used.
+      const r = this.#stmt(
+        `INSERT INTO subject_token_uses (issuer, jti, used_at, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (issuer, jti) DO UPDATE SET used_at = excluded.used_at, expires_at = excluded.expires_at
+         WHERE subject_token_uses.expires_at <= ?`,
+      ).run(use.issuer, use.jti, now, use.expiresAt, now);
+      return r.changes === 1;
+    });
+  }
+
+  async pruneSubjectTokenUses(now: number): Promise<number> {
+    return this.#run(
+      'pruneSubjectTokenUses',
+      () => this.#stmt('DELETE FROM subject_token_uses WHERE expires_at <= ?').run(now).changes,
     );
   }
 

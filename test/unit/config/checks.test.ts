@@ -20,3 +20,69 @@ test('a static claim cannot override what Gatehouse sets (sub, aud, roles…)', 
     },
   );
 });
+
+const FEDERATION = `${BASE}external_issuers:
+  - { name: github, issuer: "https://token.actions.githubusercontent.com", audiences: ["https://id.example.com"] }
+`;
+
+function problemsOf(yaml: string): { path: string; message: string }[] {
+  try {
+    parseConfigText(yaml, { file: 'g.yaml', baseDir: '/tmp' });
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    return e.problems.map((p) => ({ path: p.path, message: p.message }));
+  }
+  return [];
+}
+
+test('trust rules: single_use and outlive_subject default to false, and load when set', () => {
+  const { config } = parseConfigText(
+    `${FEDERATION}trust_rules:
+  - { name: plain, issuer: github, conditions: { claim: repository, equals: a/b }, grant: { audiences: [vault] } }
+  - name: once-long
+    issuer: github
+    single_use: true
+    conditions: { claim: repository, equals: a/c }
+    grant: { audiences: [vault], max_ttl: 15m, outlive_subject: true }
+`,
+    { file: 'g.yaml', baseDir: '/tmp' },
+  );
+  const [plain, once] = config.trust_rules;
+  assert.equal(plain?.single_use, false);
+  assert.equal(plain?.grant.outlive_subject, false);
+  assert.equal(once?.single_use, true);
+  assert.equal(once?.grant.outlive_subject, true);
+});
+
+test('trust rules: outlive_subject needs max_ttl, and is refused for Gatehouse’s own tokens', () => {
+  const problems = problemsOf(`${FEDERATION}trust_rules:
+  - name: unbounded
+    issuer: github
+    conditions: { claim: repository, equals: a/b }
+    grant: { audiences: [vault], outlive_subject: true }
+  - name: renew-forever
+    issuer: gatehouse
+    conditions: { claim: roles, contains: x }
+    grant: { audiences: [vault], max_ttl: 10m, outlive_subject: true }
+`);
+  assert.deepEqual(
+    problems.map((p) => p.path),
+    ['trust_rules[0].grant.outlive_subject', 'trust_rules[1].grant.outlive_subject'],
+  );
+  assert.match(problems[0]?.message ?? '', /needs grant.max_ttl/);
+  assert.match(problems[1]?.message ?? '', /renew tokens for ever/);
+});
+
+test('a route cannot accept bearer tokens through a single_use trust rule', () => {
+  const problems = problemsOf(`${FEDERATION}trust_rules:
+  - { name: once, issuer: github, single_use: true, conditions: { claim: repository, equals: a/b }, grant: { audiences: ["**"] } }
+  - { name: many, issuer: github, conditions: { claim: repository, equals: a/b }, grant: { audiences: ["**"] } }
+routes:
+  - { name: ci, from: /ci/, to: ["http://127.0.0.1:9"], trust_rules: [many, once] }
+`);
+  assert.deepEqual(
+    problems.map((p) => p.path),
+    ['routes[0].trust_rules[1]'],
+  );
+  assert.match(problems[0]?.message ?? '', /"once" is single_use, which only token exchange can keep/);
+});
