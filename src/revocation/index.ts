@@ -6,3 +6,9 @@ export {
   type RevocationSetOptions,
   type RevokeInput,
 } from './revocation-set.js';
+export {
+  jtiRevocationExpiry,
+  type JtiExpiry,
+  type JtiExpiryBasis,
+  type JtiExpiryInput,
+} from './jti-expiry.js';

@@ -132,9 +132,9 @@ export class RevocationSet {
     const now = this.#now();
     if (claims.jti !== undefined) {
       const hit =
-        (claims.iss !== undefined ? this.#jti.get(jtiKey(claims.iss, claims.jti)) : undefined) ??
-        this.#jti.get(jtiKey(ANY_ISSUER, claims.jti));
-      if (hit && live(hit, now)) return hit;
+        (claims.iss !== undefined ? this.#liveJti(jtiKey(claims.iss, claims.jti), now) : undefined) ??
+        this.#liveJti(jtiKey(ANY_ISSUER, claims.jti), now);
+      if (hit) return hit;
     }
     const issuedAtMs = typeof claims.iat === 'number' ? claims.iat * 1000 : -Infinity;
     for (const [kind, value] of [
@@ -164,6 +164,14 @@ export class RevocationSet {
   /** Entries held in memory (for metrics and tests). */
   get size(): number {
     return this.#jti.size + this.#byKind.subject.size + this.#byKind.client.size + this.#byKind.session.size;
+  }
+
+  #liveJti(key: string, now: number): RevocationRecord | undefined {
+    const hit = this.#jti.get(key);
+    if (!hit || live(hit, now)) return hit;
+    // Past its end the token cannot pass anyway: forget it now rather than at the next sweep.
+    this.#jti.delete(key);
+    return undefined;
   }
 
   #apply(r: RevocationRecord): void {

@@ -98,6 +98,28 @@ describe('RevocationSet', () => {
     });
   });
 
+  test('a jti entry past its end is forgotten when it is checked, before any sweep', async () => {
+    await withStore(async (store) => {
+      let now = T;
+      const set = new RevocationSet(store, { now: () => now, sweepIntervalMs: 3_600_000 });
+      await set.start();
+      try {
+        await set.revoke({ kind: 'jti', value: 'j1', issuer: 'https://a.example', expiresAt: T + 1_000 });
+        await set.revoke({ kind: 'jti', value: 'j1', expiresAt: T + 5_000 });
+        assert.equal(set.size, 2);
+        now = T + 1_000;
+        // The issuer's own entry has ended; the any-issuer entry for the same jti still refuses.
+        assert.equal(set.check({ iss: 'https://a.example', jti: 'j1' })?.issuer, null);
+        assert.equal(set.size, 1, 'the ended entry left memory');
+        now = T + 5_000;
+        assert.equal(set.check({ iss: 'https://a.example', jti: 'j1' }), undefined);
+        assert.equal(set.size, 0);
+      } finally {
+        set.stop();
+      }
+    });
+  });
+
   test('loads existing revocations on start, and refuses check() before it', async () => {
     await withStore(async (store) => {
       const first = new RevocationSet(store, { now: () => T });
