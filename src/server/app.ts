@@ -188,7 +188,7 @@ export async function startGatehouse(
     const metrics = createMetrics({ store, keys, now });
     // The issuer's records go through a counting sink, so /metrics counts exactly what was audited.
     const issuerAudit = countingAuditSink(audit, metrics);
-    const sso = new SsoBrowserAuth({
+    const sso: SsoBrowserAuth = new SsoBrowserAuth({
       config,
       store,
       revocations,
@@ -196,6 +196,10 @@ export async function startGatehouse(
       logger,
       kek: parseKek(config.keys.encryption_key).key,
       now,
+      // A sign-in may return to any host the proxy answers on: it sends browsers to login from there.
+      // Read per login, so a reload's routes count at once; `proxy` is built below, before any request.
+      extraReturnHosts: (): string[] =>
+        proxy.routes.routes.map((r) => (r.port ? `${r.host}:${r.port}` : r.host)),
     });
     const ic: IssuerContext = {
       config,

@@ -226,7 +226,7 @@ export class SsoBrowserAuth implements BrowserAuth {
           else await this.#logoutPage(req, res);
           return true;
         case '/.gatehouse/signed-out':
-          sendHtml(res, 200, 'Signed out', '<p>You are signed out of Gatehouse.</p>');
+          signedOut(res);
           return true;
         case '/.gatehouse/whoami': {
           const s = await this.#sessionOf(req);
@@ -382,7 +382,11 @@ export class SsoBrowserAuth implements BrowserAuth {
         field: 'state',
       });
     }
-    await this.#o.store.oidcConsume(LOGIN_MODEL, state, Math.floor(this.#o.now() / 1000));
+    if (!(await this.#o.store.oidcConsume(LOGIN_MODEL, state, Math.floor(this.#o.now() / 1000)))) {
+      throw new GatehouseError('ERR_LOGIN_STATE_INVALID', 'this sign-in was already used or has expired', {
+        field: 'state',
+      });
+    }
     const connector = this.#connectors.get(rec.connector);
     if (!connector)
       throw new GatehouseError('ERR_LOGIN_STATE_INVALID', `connector "${rec.connector}" is gone`);
@@ -486,7 +490,13 @@ export class SsoBrowserAuth implements BrowserAuth {
         'this sign-in hand-off was already used or has expired',
       );
     }
-    await this.#o.store.oidcConsume(TICKET_MODEL, ticket, Math.floor(this.#o.now() / 1000));
+    // Only the request that consumes it goes on (concurrent uses of one ticket, on any replica).
+    if (!(await this.#o.store.oidcConsume(TICKET_MODEL, ticket, Math.floor(this.#o.now() / 1000)))) {
+      throw new GatehouseError(
+        'ERR_LOGIN_STATE_INVALID',
+        'this sign-in hand-off was already used or has expired',
+      );
+    }
     const target = new URL(rec.returnTo);
     // The cookie lands on whatever host this request reached; it is only useful on the ticket's own host.
     if (req.headers.host?.toLowerCase() !== target.host) {
@@ -512,14 +522,16 @@ export class SsoBrowserAuth implements BrowserAuth {
       res,
       200,
       'Sign out',
-      `<p>Signed in as ${escapeHtml(s.identity.email ?? s.identity.sub)}.</p><form method="post" action="${escapeHtml(this.#url('/.gatehouse/logout'))}"><input type="hidden" name="csrf" value="${escapeHtml(this.#sealer.csrfToken(s.record.id))}"><button>Sign out</button></form>`,
+      // No action: the form posts back to this page, on whatever host showed it (the issuer's, or a route's
+      // /.gatehouse/logout). Its CSP (form-action 'self') would block a post to another host.
+      `<p>Signed in as ${escapeHtml(s.identity.email ?? s.identity.sub)}.</p><form method="post"><input type="hidden" name="csrf" value="${escapeHtml(this.#sealer.csrfToken(s.record.id))}"><button>Sign out</button></form>`,
     );
   }
 
   async #logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const form = await readForm(req);
     const s = await this.#sessionOf(req);
-    if (!s) return redirect(res, this.#url('/.gatehouse/signed-out'));
+    if (!s) return signedOut(res);
     if (!this.#sealer.checkCsrf(s.record.id, form.get('csrf'))) {
       throw new GatehouseError(
         'ERR_CSRF',
@@ -542,7 +554,16 @@ export class SsoBrowserAuth implements BrowserAuth {
     } catch (err) {
       this.#o.logger.warn({ err }, 'upstream logout URL unavailable');
     }
-    redirect(res, upstream?.href ?? this.#url('/.gatehouse/signed-out'));
+    if (!upstream) return signedOut(res);
+    // Not a redirect: the sign-out form's CSP (form-action 'self') covers every redirect after its POST,
+    // so the browser would stop before the IdP. A Refresh is a new navigation, outside that policy.
+    res.setHeader('refresh', `0; url=${upstream.href}`);
+    sendHtml(
+      res,
+      200,
+      'Signing out',
+      `<p>You are signed out of Gatehouse.</p><p><a href="${escapeHtml(upstream.href)}">Continue to sign out at your IdP</a></p>`,
+    );
   }
 
   async #backchannel(req: IncomingMessage, res: ServerResponse, connectorId: string): Promise<void> {
@@ -580,6 +601,11 @@ export class SsoBrowserAuth implements BrowserAuth {
     res.writeHead(200, { 'cache-control': 'no-store', 'content-length': 0 });
     res.end();
   }
+}
+
+/** The answer to a sign-out: a page, not a redirect, so it shows on the host where the form was. */
+function signedOut(res: ServerResponse): void {
+  sendHtml(res, 200, 'Signed out', '<p>You are signed out of Gatehouse.</p>');
 }
 
 function methodNotAllowed(res: ServerResponse, allow: string): true {

@@ -1,5 +1,5 @@
-// The post-login return URL: only to the issuer's own host or a configured `sessions.return_hosts` host,
-// always handed back as a normalized absolute URL, never as the raw text the browser sent (no open
+// The post-login return URL: only to the issuer's own host, a route's host or a `sessions.return_hosts`
+// host, always handed back as a normalized absolute URL, never as the raw text the browser sent (no open
 // redirect through `//evil`, `/\evil`, `https:evil`, tabs, userinfo or encodings).
 import { GatehouseError } from '../lib/errors.js';
 import { matchGlob } from '../policy/glob.js';
@@ -7,7 +7,10 @@ import { matchGlob } from '../policy/glob.js';
 export interface ReturnUrlPolicy {
   /** The public URL of Gatehouse; relative return URLs resolve against it. */
   issuer: string;
-  /** Further hosts (globs, `app.example.com`, `*.example.com`, optionally with `:port`). */
+  /**
+   * Further hosts: `sessions.return_hosts` and the routes' hosts (globs, `app.example.com`,
+   * `*.example.com`, optionally with `:port`).
+   */
   hosts: readonly string[];
 }
 
@@ -52,7 +55,8 @@ export function checkReturnUrl(raw: string | null | undefined, policy: ReturnUrl
   const allowed =
     u.host === issuer.host ||
     policy.hosts.some((p) => matchGlob(p.toLowerCase(), u.host) || matchGlob(p.toLowerCase(), u.hostname));
-  if (!allowed) refuse(raw, `host ${u.host} is neither ${issuer.host} nor one of sessions.return_hosts`);
+  if (!allowed)
+    refuse(raw, `host ${u.host} is not ${issuer.host}, a route's host, or one of sessions.return_hosts`);
   // Never downgrade: over an https issuer, only https return URLs.
   if (issuer.protocol === 'https:' && u.protocol !== 'https:') refuse(raw, 'it is not https');
   return u.href;

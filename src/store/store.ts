@@ -182,7 +182,12 @@ export interface Store {
   oidcFind(model: string, id: string): Promise<OidcPayload | undefined>;
   oidcFindByUid(model: string, uid: string): Promise<OidcPayload | undefined>;
   oidcFindByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
-  oidcConsume(model: string, id: string, at: number): Promise<void>;
+  /**
+   * Marks a record consumed; the first consumption wins. True when this call consumed it, false when it
+   * was already consumed or is missing. Atomic across processes: of concurrent callers exactly one gets
+   * true (one-time values such as the sign-in hand-off ticket rely on it).
+   */
+  oidcConsume(model: string, id: string, at: number): Promise<boolean>;
   oidcDestroy(model: string, id: string): Promise<void>;
   oidcRevokeByGrantId(grantId: string): Promise<void>;
 

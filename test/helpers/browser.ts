@@ -13,9 +13,13 @@ export const chromiumSkip: string | false = existsSync(CHROMIUM)
 /**
  * Launches Chromium. `--no-sandbox` because it runs as root here; background traffic is off so a test
  * sees only its own requests. `ignoreCertificateErrors` is for Gatehouse served with a test's own
- * self-signed certificate.
+ * self-signed certificate. `hostResolverRules` sends test host names to a local server, e.g.
+ * `MAP *.example.test 127.0.0.1:PORT` (Chromium's --host-resolver-rules): the browser keeps the names in
+ * its URLs, Host headers and cookie scopes, so one Gatehouse can answer as several hosts.
  */
-export function launchChromium(opts: { ignoreCertificateErrors?: boolean } = {}): Promise<Browser> {
+export function launchChromium(
+  opts: { ignoreCertificateErrors?: boolean; hostResolverRules?: string } = {},
+): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -26,6 +30,7 @@ export function launchChromium(opts: { ignoreCertificateErrors?: boolean } = {})
       '--no-first-run',
       '--disable-sync',
       ...(opts.ignoreCertificateErrors ? ['--ignore-certificate-errors'] : []),
+      ...(opts.hostResolverRules ? [`--host-resolver-rules=${opts.hostResolverRules}`] : []),
     ],
   });
 }

@@ -1,6 +1,7 @@
 // A browser reduced to what sign-in needs: a cookie jar per origin and redirects followed by hand, so a
 // test can stop a login at the IdP's redirect back to Gatehouse and tamper with it before it lands.
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 
 export interface HttpResponse {
   status: number;
@@ -48,16 +49,21 @@ export class CookieJar {
   }
 }
 
-/** One request with the jar's cookies, no redirect followed; the answer's cookies go into the jar. */
+/**
+ * One request with the jar's cookies, no redirect followed; the answer's cookies go into the jar.
+ * `connect` (`http://127.0.0.1:PORT`) is where the connection goes for a host name DNS does not know
+ * (`jira.example.test`): the request keeps the URL's Host, as a browser's would, and the jar its origin.
+ */
 export async function send(
   jar: CookieJar,
   url: string,
-  init: { method?: string; form?: Record<string, string> } = {},
+  init: { method?: string; form?: Record<string, string>; connect?: string } = {},
 ): Promise<HttpResponse> {
   const headers: Record<string, string> = { accept: 'text/html' };
   const cookie = jar.header(url);
   if (cookie) headers.cookie = cookie;
   if (init.form) headers['content-type'] = 'application/x-www-form-urlencoded';
+  if (init.connect) return sendVia(jar, url, init.connect, headers, init);
   const res = await fetch(url, {
     method: init.method ?? (init.form ? 'POST' : 'GET'),
     headers,
@@ -74,6 +80,49 @@ export async function send(
     setCookies,
     text: await res.text(),
   };
+}
+
+/** `send` over node:http to `connect`, with the URL's host in the Host header (fetch would not keep it). */
+function sendVia(
+  jar: CookieJar,
+  url: string,
+  connect: string,
+  headers: Record<string, string>,
+  init: { method?: string; form?: Record<string, string> },
+): Promise<HttpResponse> {
+  const target = new URL(url);
+  const via = new URL(connect);
+  const body = init.form ? new URLSearchParams(init.form).toString() : undefined;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: via.hostname,
+        port: via.port,
+        method: init.method ?? (body !== undefined ? 'POST' : 'GET'),
+        path: target.pathname + target.search,
+        headers: { ...headers, host: target.host },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const setCookies = res.headers['set-cookie'] ?? [];
+          jar.store(url, setCookies);
+          const loc = res.headers.location;
+          resolve({
+            status: res.statusCode ?? 0,
+            url,
+            location: loc ? new URL(loc, url).href : undefined,
+            setCookies,
+            text: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /**

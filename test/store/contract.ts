@@ -326,9 +326,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
         await withStore(async (store) => {
           await store.oidcUpsert('AuthorizationCode', 'c1', { grantId: 'g1' }, later());
           assert.equal((await store.oidcFind('AuthorizationCode', 'c1'))!.consumed, undefined);
-          await store.oidcConsume('AuthorizationCode', 'c1', 1_111);
+          assert.equal(await store.oidcConsume('AuthorizationCode', 'c1', 1_111), true);
           assert.equal((await store.oidcFind('AuthorizationCode', 'c1'))!.consumed, 1_111);
-          await store.oidcConsume('AuthorizationCode', 'c1', 2_222);
+          assert.equal(await store.oidcConsume('AuthorizationCode', 'c1', 2_222), false);
           assert.equal((await store.oidcFind('AuthorizationCode', 'c1'))!.consumed, 1_111);
           await store.oidcUpsert('AuthorizationCode', 'c1', { grantId: 'g1', extra: true }, later());
           assert.deepEqual(await store.oidcFind('AuthorizationCode', 'c1'), {
@@ -336,7 +336,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
             extra: true,
             consumed: 1_111,
           });
-          await store.oidcConsume('AuthorizationCode', 'missing', 1); // not an error
+          assert.equal(await store.oidcConsume('AuthorizationCode', 'missing', 1), false); // not an error
+        });
+      });
+
+      test('of concurrent consumptions of one record exactly one wins (one-time tickets rely on it)', async () => {
+        await withStore(async (store) => {
+          await store.oidcUpsert('GatehouseTicket', 't1', { sid: 's1' }, later());
+          const won = await Promise.all(
+            Array.from({ length: 8 }, (_, i) => store.oidcConsume('GatehouseTicket', 't1', 1_000 + i)),
+          );
+          assert.equal(won.filter(Boolean).length, 1);
         });
       });
 

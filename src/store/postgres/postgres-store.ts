@@ -387,12 +387,16 @@ export class PostgresStore implements Store {
     return this.#run('oidcFindByUserCode', () => this.#oidcOne(model, this.#sql`user_code = ${userCode}`));
   }
 
-  async oidcConsume(model: string, id: string, at: number): Promise<void> {
-    await this.#run(
+  async oidcConsume(model: string, id: string, at: number): Promise<boolean> {
+    // The first consumption wins: replaying a code must keep showing when it was first used. One
+    // statement, so of concurrent callers (any replica) exactly one updates the row.
+    return this.#run(
       'oidcConsume',
-      // The first consumption wins: replaying a code must keep showing when it was first used.
-      () => this.#sql`UPDATE oidc SET consumed_at = ${at}
-                      WHERE model = ${model} AND id = ${id} AND consumed_at IS NULL`,
+      async () =>
+        (
+          await this.#sql`UPDATE oidc SET consumed_at = ${at}
+                          WHERE model = ${model} AND id = ${id} AND consumed_at IS NULL`
+        ).count > 0,
     );
   }
 

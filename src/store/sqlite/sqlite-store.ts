@@ -467,14 +467,13 @@ export class SqliteStore implements Store {
     );
   }
 
-  async oidcConsume(model: string, id: string, at: number): Promise<void> {
-    this.#run('oidcConsume', () => {
+  async oidcConsume(model: string, id: string, at: number): Promise<boolean> {
+    return this.#run('oidcConsume', () => {
       // The first consumption wins: replaying a code must keep showing when it was first used.
-      this.#stmt('UPDATE oidc SET consumed_at = ? WHERE model = ? AND id = ? AND consumed_at IS NULL').run(
-        at,
-        model,
-        id,
-      );
+      const r = this.#stmt(
+        'UPDATE oidc SET consumed_at = ? WHERE model = ? AND id = ? AND consumed_at IS NULL',
+      ).run(at, model, id);
+      return r.changes > 0;
     });
   }
 
