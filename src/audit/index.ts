@@ -10,10 +10,17 @@ export {
   type CheckpointSigner,
   type CheckpointVerifier,
 } from './checkpoint.js';
+export {
+  FloodGuard,
+  type FloodBudget,
+  type FloodGuardOptions,
+  type FloodGuardSettings,
+  type GuardedAppend,
+} from './flood-guard.js';
 export type { PartLogger } from './logger.js';
 export { pruneAudit, type AuditPruneResult } from './prune.js';
 export { sealAuditRow, sha256hex } from './seal.js';
-export { assertNoSecrets } from './secret-guard.js';
+export { assertNoSecrets, redactUntrusted } from './secret-guard.js';
 export {
   verifyAuditLog,
   type AuditBreak,

@@ -325,6 +325,12 @@ export const rateLimitSchema = z
   })
   .strict();
 
+/** Audit records for unauthenticated refusals before they are coalesced (see `audit.unauthenticated`). */
+const UNAUTHENTICATED_AUDIT_DEFAULT = {
+  per_address: { per_minute: 60, burst: 120 },
+  overall: { per_minute: 1200, burst: 1200 },
+};
+
 export const configSchema = z
   .object({
     /** Who Gatehouse is. */
@@ -499,13 +505,27 @@ export const configSchema = z
     /** What the proxy writes to the audit log besides denials (which are always recorded). */
     audit: z
       .object({
-        /** Allowed requests: `all`, `sampled` (a `sample_rate` share of them) or `none`. */
+        /** Allowed requests (and browsers sent to sign in): `all`, `sampled` (a `sample_rate` share of them) or `none`. */
         allows: z.enum(['all', 'sampled', 'none']).default('all'),
         /** With `allows: sampled`, the share of allowed requests recorded, 0–1. */
         sample_rate: z.number().min(0).max(1).default(0.01),
+        /**
+         * Refusals of requests that proved no identity (no or refused credentials at the proxy, failed
+         * client authentication at the token endpoint): one record each within these budgets, past them
+         * one summary record a minute per address and code (docs/operations.md#audit-log-floods).
+         */
+        unauthenticated: z
+          .object({
+            /** Records one client address may cause. */
+            per_address: rateLimitSchema.default(UNAUTHENTICATED_AUDIT_DEFAULT.per_address),
+            /** Records all addresses together may cause. */
+            overall: rateLimitSchema.default(UNAUTHENTICATED_AUDIT_DEFAULT.overall),
+          })
+          .strict()
+          .default(UNAUTHENTICATED_AUDIT_DEFAULT),
       })
       .strict()
-      .default({ allows: 'all', sample_rate: 0.01 }),
+      .default({ allows: 'all', sample_rate: 0.01, unauthenticated: UNAUTHENTICATED_AUDIT_DEFAULT }),
     /** Logging; values from `${env:…}`/`${file:…}` references are redacted. */
     log: z
       .object({

@@ -3,6 +3,7 @@ import type { GatehouseConfig } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import type { KeyRing } from '../keys/keyring.js';
 import type { AuditSink } from '../audit/sink.js';
+import type { FloodGuard } from '../audit/flood-guard.js';
 import type { RevocationSet } from '../revocation/index.js';
 import type { ClientRegistry } from './clients.js';
 import type { TokenMinter } from './mint.js';
@@ -15,7 +16,13 @@ export interface IssuerContext {
   keys: KeyRing;
   clients: ClientRegistry;
   minter: TokenMinter;
+  /**
+   * The issuer's records. Wrap it with refusalAuditSink (src/issuer/refusals.ts) so refusals written
+   * while a request is handled carry its address, are flood-guarded and are not recorded twice.
+   */
   audit: AuditSink;
+  /** Bounds the records of refusals of callers that did not authenticate; none: one record each. */
+  refusalGuard?: FloodGuard;
   /** Revoked jti, subjects, clients and sessions: consulted by introspection and client authentication. */
   revocations: RevocationSet;
   now: () => number;

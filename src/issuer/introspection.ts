@@ -10,6 +10,7 @@ import type { KeyRing, LoadedKey } from '../keys/keyring.js';
 import { TYP_ACCESS_TOKEN } from '../tokens/sign.js';
 import { verifyJwt, type JsonObject, type KeyResolver, type VerificationKey } from '../tokens/verify.js';
 import type { IssuerContext } from './context.js';
+import type { RefusalState } from './refusals.js';
 
 /** Why a token is inactive: audited, never told to the caller (RFC 7662 §2.2). */
 export type InactiveReason = 'revoked' | 'not_verified' | 'not_ours' | 'not_allowed';
@@ -138,7 +139,7 @@ export async function introspectAccessToken(
 }
 
 export type RevocationOutcome =
-  { status: 200 } | { status: 400; error: 'unauthorized_client'; description: string };
+  { status: 200 } | { status: 400; error: 'unauthorized_client'; description: string; auditId: string };
 
 /**
  * RFC 7009 revocation of a JWT access token by the client it was issued to (§2.1). A token that does
@@ -165,6 +166,7 @@ export async function revokeAccessToken(
       status: 400,
       error: 'unauthorized_client',
       description: `client "${caller.clientId}" may revoke only tokens issued to it (audit id ${id})`,
+      auditId: id,
     };
   }
   const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
@@ -208,6 +210,12 @@ export function jwtAccessTokenEndpoints(ic: IssuerContext) {
     }
     const outcome = await revokeAccessToken(ic, token, caller);
     ctx.status = outcome.status;
-    ctx.body = outcome.status === 200 ? '' : { error: outcome.error, error_description: outcome.description };
+    if (outcome.status === 200) {
+      ctx.body = '';
+      return;
+    }
+    // Recorded as token.revoke_refused: the refusal step records nothing more for this request.
+    (ctx.state as RefusalState).gatehouseRefusalId = outcome.auditId;
+    ctx.body = { error: outcome.error, error_description: outcome.description };
   };
 }

@@ -5,12 +5,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { IssuerContext } from './context.js';
 import { createProvider } from './provider.js';
+import { clientAddress, inCidrs, parseCidr, type Cidr } from '../policy/cidr.js';
 
 export class Issuer {
   readonly #ic: IssuerContext;
   readonly #cookieKeys: string[];
   readonly #public: URL;
   readonly #prefix: string;
+  /** `proxy.trusted_proxies` (read at start, as the proxy does). */
+  readonly #trusted: Cidr[];
   #provider: Provider | undefined;
   #callback: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   #builtFor = -1;
@@ -20,6 +23,9 @@ export class Issuer {
     this.#cookieKeys = cookieKeys;
     this.#public = new URL(ic.config.issuer.url);
     this.#prefix = this.#public.pathname.replace(/\/$/, '');
+    this.#trusted = ic.config.proxy.trusted_proxies
+      .map((t) => parseCidr(t))
+      .filter((c): c is Cidr => typeof c !== 'string');
   }
 
   get provider(): Provider {
@@ -57,9 +63,17 @@ export class Issuer {
       res.end();
       return;
     }
-    // Pin scheme and host to the public URL; the provider trusts these headers (proxy = true) and no one else's.
+    // Pin scheme and host to the public URL; the provider trusts these headers (proxy = true) and no one
+    // else's. X-Forwarded-For becomes the one client address Gatehouse worked out (the peer, or behind a
+    // trusted proxy the first untrusted hop), so `ctx.ip` in audit records is that address.
+    const peer = req.socket.remoteAddress ?? '';
+    const xff = req.headers['x-forwarded-for'];
+    const ip = inCidrs(this.#trusted, peer)
+      ? clientAddress(peer, Array.isArray(xff) ? xff.join(',') : xff, this.#trusted)
+      : peer;
     for (const h of Object.keys(req.headers))
       if (h.startsWith('x-forwarded-') || h === 'forwarded') delete req.headers[h];
+    if (ip) req.headers['x-forwarded-for'] = ip;
     req.headers.host = this.#public.host;
     req.headers['x-forwarded-host'] = this.#public.host;
     req.headers['x-forwarded-proto'] = this.#public.protocol.slice(0, -1);

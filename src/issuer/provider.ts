@@ -5,7 +5,6 @@ import type { IssuerContext } from './context.js';
 import { createAdapterClass } from './adapter.js';
 import { providerMetadata } from './clients.js';
 import { oauthError } from './oauth-error.js';
-import { GatehouseError } from '../lib/errors.js';
 import { findAccount, PEOPLE_CLAIMS, PEOPLE_SCOPES, withPeopleClients } from './accounts.js';
 import { auditAuthorizationError, deviceFlowFeature, peopleConfiguration } from './interactions.js';
 import {
@@ -15,6 +14,7 @@ import {
   personTokenParams,
 } from './grants/person-token.js';
 import { jwtAccessTokenEndpoints } from './introspection.js';
+import { auditRefusals, REFUSAL_ERROR_EVENTS, REFUSAL_ROUTES } from './refusals.js';
 import {
   CLIENT_CREDENTIALS,
   clientCredentialsDupes,
@@ -47,25 +47,6 @@ function cliClientMetadata(idTokenAlg: string): Record<string, unknown> {
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** Errors that mean the store could not answer or write, as opposed to a bug. */
-function isStoreFailure(e: unknown): e is GatehouseError {
-  return (
-    e instanceof GatehouseError && (e.code === 'ERR_STORE_UNAVAILABLE' || e.code === 'ERR_AUDIT_WRITE_FAILED')
-  );
-}
-
-/** The client id of an HTTP Basic header (form-url-decoded, RFC 6749 §2.3.1), or undefined. */
-function basicClientId(header: string | undefined): string | undefined {
-  if (!header?.toLowerCase().startsWith('basic ')) return undefined;
-  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
-  const id = decoded.split(':')[0];
-  try {
-    return id ? decodeURIComponent(id.replace(/\+/g, ' ')).slice(0, 128) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 const DAY_SEC = 24 * 3600;
@@ -157,8 +138,11 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
   const renderBase = configuration.renderError;
   configuration.renderError = async (ctx, out, error) => {
     // A refused authorization (a wrong redirect URI above all) is shown here, never redirected, and
-    // audited with the asked and registered redirect URIs for the operator.
-    const auditId = await auditAuthorizationError(ic, ctx, out);
+    // audited with the asked and registered redirect URIs for the operator. Token endpoint refusals
+    // asked for as HTML are recorded by auditRefusals, as token.refused.
+    const auditId = REFUSAL_ROUTES.has(ctx.oidc?.route ?? '')
+      ? undefined
+      : await auditAuthorizationError(ic, ctx, out);
     await renderBase?.(ctx, out, error);
     if (auditId && typeof ctx.body === 'string')
       ctx.body += `<p>Audit id <code>${escapeHtml(auditId)}</code></p>`;
@@ -229,45 +213,22 @@ export async function createProvider(ic: IssuerContext, cookieKeys: string[]): P
     throw oauthError('invalid_client', `${reason} (audit id ${id})`);
   };
 
-  // The library answers an unknown client with the same words as a wrong secret; say which it was.
-  provider.use(async (ctx, next) => {
-    await next();
-    const body = ctx.body as Record<string, unknown> | undefined;
-    // A store that cannot be written (the durable token.issued record, a secret lookup) is not a bug:
-    // answer 503 temporarily_unavailable so clients retry, and tell the health tracker at once.
-    const failure = (ctx.state as { gatehouseError?: unknown }).gatehouseError;
-    if (body && body.error === 'server_error' && isStoreFailure(failure)) {
-      ic.onStoreError?.(failure);
-      ctx.status = 503;
-      ctx.set('retry-after', '5');
-      ctx.body = {
-        error: 'temporarily_unavailable',
-        error_description: 'the store is unreachable; nothing was issued; try again shortly',
-      };
-      return;
-    }
-    const detail = (ctx.state as { gatehouseError?: { error_detail?: string } }).gatehouseError?.error_detail;
-    if (
-      body &&
-      body.error === 'invalid_client' &&
-      body.error_description === 'client authentication failed'
-    ) {
-      const clientId =
-        ctx.oidc?.client?.clientId ?? ctx.oidc?.params?.client_id ?? basicClientId(ctx.headers.authorization);
-      const what =
-        detail === 'client not found'
-          ? `unknown client "${String(clientId)}": no client with this id is configured`
-          : `client authentication failed: ${detail ?? 'no detail'}`;
-      const { id } = await ic.audit.append('token.refused', {
-        client_id: clientId ?? null,
-        code: 'invalid_client',
-        reason: detail ?? 'unknown',
-      });
-      body.error_description = `${what} (audit id ${id})`;
-    }
-  });
+  // Outermost: store failures answer 503, and every refusal at the token endpoints is recorded once.
+  provider.use(
+    auditRefusals(
+      ic,
+      new Set([
+        PERSON_TOKEN,
+        CLIENT_CREDENTIALS,
+        TOKEN_EXCHANGE,
+        'authorization_code',
+        'refresh_token',
+        'urn:ietf:params:oauth:grant-type:device_code',
+      ]),
+    ),
+  );
   provider.use(jwtAccessTokenEndpoints(ic));
-  for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'server_error'] as const) {
+  for (const event of REFUSAL_ERROR_EVENTS) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, err: unknown) => {
       (ctx.state as Record<string, unknown>).gatehouseError = err;
     });

@@ -102,3 +102,26 @@ export function matchCidr(cidr: Cidr, ip: { v6: boolean; value: bigint }): boole
   const hostBits = BigInt((cidr.v6 ? 128 : 32) - cidr.bits);
   return (ip.value >> hostBits) << hostBits === cidr.base;
 }
+
+/** Whether `address` is in any of `cidrs` (false for an empty list or an address that does not parse). */
+export function inCidrs(cidrs: readonly Cidr[], address: string): boolean {
+  if (cidrs.length === 0) return false;
+  const ip = parseIp(address);
+  return ip !== undefined && cidrs.some((c) => matchCidr(c, ip));
+}
+
+/**
+ * The client address behind a peer: the first address of X-Forwarded-For from the right that is not a
+ * trusted proxy. Only meaningful when the peer itself is trusted; a hop that is not an address ends the
+ * walk at the peer.
+ */
+export function clientAddress(peer: string, xff: string | undefined, trusted: readonly Cidr[]): string {
+  if (!xff) return peer;
+  const hops = xff.split(',').map((s) => s.trim());
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const h = hops[i] as string;
+    if (!parseIp(h)) return peer;
+    if (!inCidrs(trusted, h)) return h;
+  }
+  return hops[0] ?? peer;
+}

@@ -85,20 +85,32 @@ export class DecisionRecorder {
       if (!decision.allowed) return;
     }
     this.count(routeName, 'allowed', reasonLabel(decision.rule, 'rule'));
+    const sampled = this.sample();
+    if (!sampled) return;
+    this.#append('access.allowed', { ...fields(), rule: decision.rule, ...sampled });
+  }
+
+  /**
+   * Whether a request recorded like an allowed one (an allowed request, a browser sent to sign in) is
+   * recorded this time, per `audit.allows`: undefined for no, else the fields the record adds
+   * (`sample_rate` when sampled).
+   */
+  sample(): Record<string, unknown> | undefined {
     const { allows, sample_rate: rate } = this.#settings;
-    if (allows === 'none') return;
-    if (allows === 'sampled' && !(this.#random() < rate)) return;
-    this.#append('access.allowed', {
-      ...fields(),
-      rule: decision.rule,
-      ...(allows === 'sampled' ? { sample_rate: rate } : {}),
-    });
+    if (allows === 'none') return undefined;
+    if (allows === 'sampled') return this.#random() < rate ? { sample_rate: rate } : undefined;
+    return {};
   }
 
   #append(type: string, data: Record<string, unknown>): void {
-    // Without waiting: the batch commit is fast, and the request should not pay for it.
-    this.#audit
-      .append(type, data)
-      .catch((err: unknown) => this.#logger.error({ err, type }, 'audit of a proxy decision failed'));
+    // Without waiting: the batch commit is fast, and the request should not pay for it. A record the
+    // secret guard refuses (a synchronous TypeError) is logged too: it must not fail the request.
+    try {
+      this.#audit
+        .append(type, data)
+        .catch((err: unknown) => this.#logger.error({ err, type }, 'audit of a proxy decision failed'));
+    } catch (err) {
+      this.#logger.error({ err, type }, 'audit of a proxy decision failed');
+    }
   }
 }

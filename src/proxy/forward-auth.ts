@@ -12,7 +12,7 @@ import { normalizeTarget, isRefusal } from './normalize-path.js';
 import type { RouteTable, CompiledRoute } from './routes.js';
 import { bearerChallenge, sendRefusal, type Refusal, invalidTokenRefusal } from './responses.js';
 import type { Gate } from './gate.js';
-import { inCidrs, parseCidrs, type GateOutcome } from './gate.js';
+import { auditBase, inCidrs, parseCidrs, type GateOutcome } from './gate.js';
 import type { Decision } from '../policy/index.js';
 import type { PartLogger } from '../audit/logger.js';
 
@@ -171,27 +171,32 @@ export class ForwardAuth {
         ? `${createHash('sha256').update(credential).digest('base64url')}\n${route.name}\n${g.method}\n${g.path}`
         : undefined;
     const hit = key !== undefined ? cache?.get(key) : undefined;
-    const base = {
-      route: route.name,
-      method: g.method,
-      host: g.host,
-      path: g.path,
-      source_ip: g.sourceIp,
-      via: 'forward-auth',
-    };
+    // A browser asking for a page is sent to sign in (a redirect, or for nginx a 401 its error_page
+    // turns into one): recorded per `audit.allows`, like the proxy's own sign-in redirects.
+    const browser =
+      gate.browserAuth !== undefined &&
+      (original.method === 'GET' || original.method === 'HEAD') &&
+      /\btext\/html\b/i.test(headerOf(req, 'accept') ?? '');
     let outcome: GateOutcome;
     // Every hit is checked against the revocation set: the cache saves work, never a check.
     if (hit && hit.route === route && !gate.isRevoked(hit.identity)) {
-      outcome = await gate.record(hit.identity, hit.decision, g, { ...base, cached: true });
+      const base = auditBase(g, { via: 'forward-auth', cached: true });
+      outcome = await gate.record(hit.identity, hit.decision, g, base);
     } else {
       if (hit && key !== undefined) cache?.delete(key);
-      outcome = await gate.check({ ...g, req, authorization, audit: { via: 'forward-auth' } });
+      outcome = await gate.check({
+        ...g,
+        req,
+        authorization,
+        audit: { via: 'forward-auth' },
+        signIn: browser,
+      });
       if (key !== undefined && outcome.kind !== 'unauthenticated' && outcome.identity && outcome.decision)
         this.#remember(state, key, route, outcome.identity, outcome.decision);
     }
     switch (outcome.kind) {
       case 'unauthenticated':
-        return this.#unauthenticated(req, res, original, route, target.path + target.query, outcome);
+        return this.#unauthenticated(req, res, original, route, target.path + target.query, outcome, browser);
       case 'deny':
         return sendRefusal(req, res, outcome.refusal);
       case 'allow':
@@ -232,19 +237,17 @@ export class ForwardAuth {
     route: CompiledRoute,
     pathAndQuery: string,
     outcome: Extract<GateOutcome, { kind: 'unauthenticated' }>,
+    browser: boolean,
   ): Promise<void> | void {
     const gate = this.#o.gate;
     if (outcome.token)
       return sendRefusal(req, res, invalidTokenRefusal({ ...outcome, token: outcome.token }));
-    const browser =
-      gate.browserAuth !== undefined &&
-      (original.method === 'GET' || original.method === 'HEAD') &&
-      /\btext\/html\b/i.test(headerOf(req, 'accept') ?? '');
     const returnTo = gate.publicUrl(route, original.host, pathAndQuery);
     const refusal: Refusal = {
       status: 401,
       error: 'unauthorized',
       description: 'this route needs a bearer token (Authorization: Bearer …) or a session',
+      ...(outcome.auditId ? { auditId: outcome.auditId } : {}),
       headers: { 'www-authenticate': bearerChallenge() },
     };
     if (browser && original.style === 'forwarded') {

@@ -7,11 +7,11 @@ import { GatehouseError } from '../lib/errors.js';
 import type { GatehouseConfig } from '../config/schema.js';
 import type { KeyRing } from '../keys/keyring.js';
 import type { RevocationSet } from '../revocation/index.js';
-import { newAuditId, type AuditLog } from '../audit/index.js';
+import { newAuditId, redactUntrusted, type AuditLog, type FloodGuard } from '../audit/index.js';
 import type { PartLogger } from '../audit/logger.js';
-import type { BrowserAuth, Identity } from '../session/types.js';
+import { GATEHOUSE_COOKIE_PREFIXES, type BrowserAuth, type Identity } from '../session/types.js';
 import type { Decision, Reason } from '../policy/index.js';
-import { parseCidr, parseIp, matchCidr, type Cidr } from '../policy/cidr.js';
+import { clientAddress, inCidrs, parseCidr, type Cidr } from '../policy/cidr.js';
 import { ExchangeRefusal } from '../federation/refusal.js';
 import type { Federation } from '../federation/federation.js';
 import type { Metrics } from '../server/metrics.js';
@@ -34,6 +34,8 @@ export interface GateOptions {
   metrics?: Metrics;
   /** The running federation (swapped on reload), for external tokens on routes with `trust_rules`. */
   federation?: () => Federation | undefined;
+  /** Bounds the records of requests that proved no identity (src/audit/flood-guard.ts); none: one each. */
+  refusalGuard?: FloodGuard;
 }
 
 /** What the gate needs to know of one request, whatever carried it (a proxied request, an auth subrequest). */
@@ -48,6 +50,11 @@ export interface GateRequest {
   sourceIp: string;
   /** Extra audit fields (`via: 'forward-auth'`). */
   audit?: Record<string, unknown>;
+  /**
+   * The caller sends this request to sign in when it has no credentials (a browser asking for a page):
+   * recorded per `audit.allows`, like an allowed request, rather than always.
+   */
+  signIn?: boolean;
 }
 
 export type GateOutcome =
@@ -56,6 +63,7 @@ export type GateOutcome =
   | {
       kind: 'unauthenticated';
       token?: { code: string; description: string };
+      /** The record of the refusal (none for a browser sent to sign in). */
       auditId?: string;
       /** For an external token a trust rule refused: the rule and criterion it failed. */
       missing?: Refusal['missing'];
@@ -79,6 +87,32 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/**
+ * The fields every proxy decision record starts with. Path and host are the request's choice: a token
+ * in them is replaced by its hash (src/audit/secret-guard.ts), so it is not written and the record is
+ * not lost.
+ */
+export function auditBase(
+  g: Pick<GateRequest, 'route' | 'method' | 'path' | 'host' | 'sourceIp'>,
+  extra?: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    route: g.route.name,
+    method: g.method,
+    host: redactUntrusted(g.host, 256),
+    path: redactUntrusted(g.path, 2048),
+    source_ip: g.sourceIp,
+    ...extra,
+  };
+}
+
+/** Whether the request carries one of Gatehouse's own cookies (a session that no longer counts). */
+function hasGatehouseCookie(req: IncomingMessage): boolean {
+  const cookie = req.headers.cookie;
+  if (!cookie) return false;
+  return cookie.split(';').some((c) => GATEHOUSE_COOKIE_PREFIXES.some((p) => c.trimStart().startsWith(p)));
+}
+
 export function parseCidrs(list: readonly string[], field: string): Cidr[] {
   return list.map((t) => {
     const c = parseCidr(t);
@@ -87,23 +121,8 @@ export function parseCidrs(list: readonly string[], field: string): Cidr[] {
   });
 }
 
-export function inCidrs(cidrs: readonly Cidr[], address: string): boolean {
-  if (cidrs.length === 0) return false;
-  const ip = parseIp(address);
-  return ip !== undefined && cidrs.some((c) => matchCidr(c, ip));
-}
-
-/** The first address from the right of X-Forwarded-For that is not a trusted proxy. */
-export function clientAddress(peer: string, xff: string | undefined, trusted: readonly Cidr[]): string {
-  if (!xff) return peer;
-  const hops = xff.split(',').map((s) => s.trim());
-  for (let i = hops.length - 1; i >= 0; i--) {
-    const h = hops[i] as string;
-    if (!parseIp(h)) return peer;
-    if (!inCidrs(trusted, h)) return h;
-  }
-  return hops[0] ?? peer;
-}
+// Defined in policy/cidr.ts, where the issuer (which may not import the proxy) finds them too.
+export { clientAddress, inCidrs };
 
 /** The failed requirement of a trust-rule refusal, safe to show: rule, criterion, expected. */
 function trustMissing(e: ExchangeRefusal): Refusal['missing'] {
@@ -243,14 +262,7 @@ export class Gate {
   /** Authenticate, check revocation, decide and record: the whole decision for one request. */
   async check(g: GateRequest): Promise<GateOutcome> {
     if (g.route.isPublic(g.path)) return { kind: 'allow', identity: undefined, decision: undefined };
-    const base = {
-      route: g.route.name,
-      method: g.method,
-      host: g.host,
-      path: g.path,
-      source_ip: g.sourceIp,
-      ...g.audit,
-    };
+    const base = auditBase(g, g.audit);
     let identity: Identity | undefined;
     try {
       identity = await this.authenticate(g.req, g.authorization, g.route);
@@ -259,9 +271,33 @@ export class Gate {
     }
     if (!identity) {
       this.#decisions.count(g.route.name, 'denied', 'unauthenticated');
-      return { kind: 'unauthenticated' };
+      const auditId = await this.#auditNoCredentials(g, base);
+      return { kind: 'unauthenticated', ...(auditId !== undefined ? { auditId } : {}) };
     }
     return this.record(identity, this.decide(identity, g), g, base);
+  }
+
+  /**
+   * A request with no credentials is a denial: `access.denied` with reason `no_credentials`, durable
+   * before the 401 that names its id. A browser sent to sign in is recorded like an allowed request
+   * (per `audit.allows`, not waited for): it is as common as one, needs no explanation, and the sign-in
+   * that follows is audited in its own right. Both go through the flood guard.
+   */
+  async #auditNoCredentials(g: GateRequest, base: Record<string, unknown>): Promise<string | undefined> {
+    const data: Record<string, unknown> = {
+      ...base,
+      stage: 'authentication',
+      reason: 'no_credentials',
+      expected: 'a bearer token (Authorization: Bearer …) or a Gatehouse session',
+      // A Gatehouse cookie that identified no live session: expired, signed out or revoked.
+      ...(hasGatehouseCookie(g.req) ? { session_cookie: 'not_valid' } : {}),
+    };
+    if (g.signIn) {
+      const sampled = this.#decisions.sample();
+      if (sampled) void this.#appendDenial({ ...data, action: 'sign_in', ...sampled }, g.sourceIp);
+      return undefined;
+    }
+    return this.#appendDenial(data, g.sourceIp);
   }
 
   /** Policy and audit for an identity already authenticated (and, from a cache, re-checked for revocation). */
@@ -304,10 +340,15 @@ export class Gate {
     return { kind: 'allow', identity, decision };
   }
 
+  /** Refused credentials: recorded through the flood guard, since they prove no identity either. */
   async #refused(e: unknown, route: CompiledRoute, base: Record<string, unknown>): Promise<GateOutcome> {
-    const auditId = newAuditId();
+    const address = String(base.source_ip);
     if (e instanceof GatehouseError && e.code.startsWith('ERR_TOKEN_')) {
-      await this.auditDenied(auditId, { ...base, stage: 'authentication', code: e.code, reason: e.message });
+      const auditId = await this.auditDenied(
+        newAuditId(),
+        { ...base, stage: 'authentication', code: e.code, reason: redactUntrusted(e.message) },
+        address,
+      );
       return { kind: 'unauthenticated', token: { code: e.code, description: e.message }, auditId };
     }
     if (e instanceof ExchangeRefusal) {
@@ -320,15 +361,19 @@ export class Gate {
             : e.stage === 'unavailable'
               ? 'ERR_JWKS_FETCH_FAILED'
               : 'ERR_POLICY_DENIED';
-      await this.auditDenied(auditId, {
-        ...base,
-        stage: e.stage === 'token' || e.stage === 'unavailable' ? 'authentication' : 'trust_rule',
-        code,
-        reason: e.message,
-        trust_rules: route.config.trust_rules ?? [],
-        ...(e.details.issuer !== undefined ? { issuer: e.details.issuer } : {}),
-        ...(e.reasons.length ? { reasons: e.reasons } : {}),
-      });
+      const auditId = await this.auditDenied(
+        newAuditId(),
+        {
+          ...base,
+          stage: e.stage === 'token' || e.stage === 'unavailable' ? 'authentication' : 'trust_rule',
+          code,
+          reason: redactUntrusted(e.message),
+          trust_rules: route.config.trust_rules ?? [],
+          ...(e.details.issuer !== undefined ? { issuer: e.details.issuer } : {}),
+          ...(e.reasons.length ? { reasons: e.reasons } : {}),
+        },
+        address,
+      );
       if (e.stage === 'unavailable')
         return {
           kind: 'deny',
@@ -343,7 +388,11 @@ export class Gate {
       };
     }
     this.#o.logger.error({ err: e, route: route.name }, 'authentication failed with an internal error');
-    await this.auditDenied(auditId, { ...base, stage: 'authentication', code: 'ERR_INTERNAL' });
+    const auditId = await this.auditDenied(newAuditId(), {
+      ...base,
+      stage: 'authentication',
+      code: 'ERR_INTERNAL',
+    });
     return {
       kind: 'deny',
       refusal: {
@@ -364,23 +413,44 @@ export class Gate {
     };
   }
 
-  async auditDenied(auditId: string, data: Record<string, unknown>): Promise<void> {
+  /**
+   * Counts and records a denial, durably, under `auditId`; with `address` (a request that proved no
+   * identity) through the flood guard. Resolves the id the client is shown: `auditId`, or the id of the
+   * summary that will stand for it. A failed write is logged under that id (the request is refused anyway).
+   */
+  async auditDenied(auditId: string, data: Record<string, unknown>, address?: string): Promise<string> {
     this.#decisions.count(
       String(data.route),
       'denied',
       denialReason(data.decision as Decision | undefined, data.code as string | undefined),
     );
+    return this.#appendDenial(data, address, auditId);
+  }
+
+  async #appendDenial(
+    data: Record<string, unknown>,
+    address: string | undefined,
+    auditId = newAuditId(),
+  ): Promise<string> {
     try {
+      const guard = address !== undefined ? this.#o.refusalGuard : undefined;
+      if (guard) return (await guard.append('access.denied', data, address as string, { id: auditId })).id;
       await this.#o.audit.append('access.denied', data, { id: auditId });
     } catch (err) {
       this.#o.logger.error({ err, auditId }, 'audit of a denied request failed');
     }
+    return auditId;
   }
 
   audit(type: string, data: Record<string, unknown>, id?: string): void {
-    this.#o.audit
-      .append(type, data, id !== undefined ? { id } : undefined)
-      .catch((err: unknown) => this.#o.logger.error({ err, type }, 'audit failed'));
+    try {
+      this.#o.audit
+        .append(type, data, id !== undefined ? { id } : undefined)
+        .catch((err: unknown) => this.#o.logger.error({ err, type }, 'audit failed'));
+    } catch (err) {
+      // A record the secret guard refuses is a bug, but never a reason to fail the request.
+      this.#o.logger.error({ err, type }, 'audit failed');
+    }
   }
 
   /** The identity headers an upstream gets (and forward-auth answers with), the assertion included. */

@@ -8,7 +8,7 @@ import { GatehouseError } from '../lib/errors.js';
 import type { GatehouseConfig } from '../config/schema.js';
 import type { KeyRing } from '../keys/keyring.js';
 import type { RevocationSet } from '../revocation/index.js';
-import { newAuditId, type AuditLog } from '../audit/index.js';
+import { newAuditId, redactUntrusted, type AuditLog, type FloodGuard } from '../audit/index.js';
 import type { PartLogger } from '../audit/logger.js';
 import type { BrowserAuth, Identity } from '../session/types.js';
 import type { Cidr } from '../policy/cidr.js';
@@ -32,6 +32,8 @@ export interface ProxyOptions {
   metrics?: Metrics;
   /** The running federation (swapped on reload): external tokens on routes with `trust_rules`. */
   federation?: () => Federation | undefined;
+  /** Bounds the records of requests that proved no identity; none: one record each. */
+  refusalGuard?: FloodGuard;
 }
 
 /** A request the proxy has claimed: either refused outright (400) or matched to a route. */
@@ -100,6 +102,7 @@ export class Proxy {
       browserAuth: () => this.browserAuth,
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
       ...(opts.federation ? { federation: opts.federation } : {}),
+      ...(opts.refusalGuard ? { refusalGuard: opts.refusalGuard } : {}),
     });
     this.#trusted = parseCidrs(opts.config.proxy.trusted_proxies, 'proxy.trusted_proxies');
     this.#addPools(this.#routes);
@@ -170,6 +173,9 @@ export class Proxy {
     }
 
     const method = req.method ?? '';
+    // DESIGN.md "Browser or API": only a GET or HEAD asking for HTML is sent to sign in.
+    const signIn =
+      this.browserAuth !== undefined && (method === 'GET' || method === 'HEAD') && wantsHtml(req);
     const outcome = await this.gate.check({
       req,
       route,
@@ -178,6 +184,7 @@ export class Proxy {
       host: target.host,
       authorization: headers.authorization,
       sourceIp,
+      signIn,
     });
     switch (outcome.kind) {
       case 'allow':
@@ -188,13 +195,14 @@ export class Proxy {
         if (outcome.token) {
           return sendRefusal(req, res, invalidTokenRefusal({ ...outcome, token: outcome.token }));
         }
-        if (this.browserAuth && (method === 'GET' || method === 'HEAD') && wantsHtml(req)) {
+        if (signIn && this.browserAuth) {
           return this.browserAuth.startLogin(req, res, this.#publicUrl(route, target));
         }
         return sendRefusal(req, res, {
           status: 401,
           error: 'unauthorized',
           description: 'this route needs a bearer token (Authorization: Bearer …) or a session',
+          ...(outcome.auditId ? { auditId: outcome.auditId } : {}),
           headers: { 'www-authenticate': bearerChallenge() },
         });
       }
@@ -321,7 +329,7 @@ export class Proxy {
             route: route.name,
             upstream: upstream.origin,
             method: req.method,
-            path: target.path,
+            path: redactUntrusted(target.path, 2048),
             reason: code || 'error',
             timed_out: timedOut,
           },

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { newAuditId } from '../audit/index.js';
+import { newAuditId, redactUntrusted } from '../audit/index.js';
 import type { PartLogger } from '../audit/logger.js';
 import type { Identity } from '../session/types.js';
 import type { Cidr } from '../policy/cidr.js';
@@ -16,7 +16,7 @@ import type { CompiledRoute } from './routes.js';
 import { responseHeaders } from './headers.js';
 import { bearerChallenge, type Refusal } from './responses.js';
 import type { Gate } from './gate.js';
-import { clientAddress, inCidrs, parseCidrs } from './gate.js';
+import { auditBase, clientAddress, inCidrs, parseCidrs } from './gate.js';
 
 /** RFC 6455 §1.3: the GUID appended to the client's key. */
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -165,14 +165,7 @@ export class WebsocketProxy {
     const peer = req.socket.remoteAddress ?? '';
     const trusted = inCidrs(this.#trusted, peer);
     const sourceIp = trusted ? clientAddress(peer, target.headers.forwardedFor, this.#trusted) : peer;
-    const base = {
-      route: route.name,
-      method: 'GET',
-      host: target.host,
-      path,
-      source_ip: sourceIp,
-      websocket: true,
-    };
+    const base = auditBase({ route, method: 'GET', host: target.host, path, sourceIp }, { websocket: true });
 
     // Cross-site websocket hijacking: a browser sends cookies with any page's websocket, and only the
     // Origin tells whose page it is. No Origin: not a browser, so no ambient cookie to abuse.
@@ -181,7 +174,7 @@ export class WebsocketProxy {
       const allowed = route.config.allowed_origins ?? [`${route.scheme}//${target.host.toLowerCase()}`];
       if (!allowed.some((o) => o.replace(/\/+$/, '').toLowerCase() === origin.toLowerCase())) {
         const auditId = newAuditId();
-        await gate.auditDenied(auditId, { ...base, stage: 'origin', origin });
+        await gate.auditDenied(auditId, { ...base, stage: 'origin', origin: redactUntrusted(origin, 512) });
         return refuseSocket(socket, {
           status: 403,
           error: 'access_denied',

@@ -9,12 +9,13 @@ import type { Store } from '../store/store.js';
 import { KeyRing } from '../keys/keyring.js';
 import { parseKek } from '../keys/seal.js';
 import { RotationScheduler } from '../keys/rotation.js';
-import { AuditLog, createCheckpointSigner } from '../audit/index.js';
+import { AuditLog, FloodGuard, createCheckpointSigner } from '../audit/index.js';
 import { RevocationSet } from '../revocation/index.js';
 import { ClientRegistry } from '../issuer/clients.js';
 import { TokenMinter } from '../issuer/mint.js';
 import { Issuer } from '../issuer/issuer.js';
 import { Interactions } from '../issuer/interactions.js';
+import { refusalAuditSink } from '../issuer/refusals.js';
 import { SsoBrowserAuth } from '../session/browser-auth.js';
 import type { IssuerContext } from '../issuer/context.js';
 import { createFederation } from '../federation/index.js';
@@ -56,6 +57,8 @@ export interface Gatehouse {
   readonly keys: KeyRing;
   readonly issuer: Issuer;
   readonly audit: AuditLog;
+  /** Coalesces the records of unauthenticated refusals past their budget; `flush()` writes due summaries. */
+  readonly refusalGuard: FloodGuard;
   readonly revocations: RevocationSet;
   /** Signing-key rotation on schedule; `tick()` runs one check now. */
   readonly rotation: RotationScheduler;
@@ -188,6 +191,15 @@ export async function startGatehouse(
     const metrics = createMetrics({ store, keys, now });
     // The issuer's records go through a counting sink, so /metrics counts exactly what was audited.
     const issuerAudit = countingAuditSink(audit, metrics);
+    // Refusals of callers that proved no identity, at the token endpoints and the proxy alike, share one
+    // budget of audit records; past it they are coalesced (docs/operations.md#audit-log-floods).
+    const refusalGuard = new FloodGuard({
+      sink: issuerAudit,
+      settings: config.audit.unauthenticated,
+      logger,
+      now,
+    });
+    cleanups.push(() => refusalGuard.close());
     const sso: SsoBrowserAuth = new SsoBrowserAuth({
       config,
       store,
@@ -208,7 +220,8 @@ export async function startGatehouse(
       keys,
       clients,
       minter: new TokenMinter(config.issuer.url, keys, issuerAudit, now),
-      audit: issuerAudit,
+      audit: refusalAuditSink(issuerAudit, refusalGuard),
+      refusalGuard,
       revocations,
       now,
       federation: createFederation(config, { keys, revocations, now }),
@@ -264,6 +277,7 @@ export async function startGatehouse(
       browserAuth: sso,
       metrics,
       federation: () => ic.federation,
+      refusalGuard,
     });
     cleanups.push(() => proxy.close());
     const drain = new DrainRegistry();
@@ -294,6 +308,7 @@ export async function startGatehouse(
           apply(next) {
             proxy.reload(next);
             forwardAuth.reload(next.forward_auth);
+            refusalGuard.configure(next.audit.unauthenticated);
             ic.federation = createFederation(next, { keys, revocations, now });
             rateLimits = new RateLimits({ config: next, audit, logger, refused: metrics.rateLimited, now });
           },
@@ -421,6 +436,7 @@ export async function startGatehouse(
       keys,
       issuer,
       audit,
+      refusalGuard,
       revocations,
       rotation,
       storeHealth: health,

@@ -134,7 +134,10 @@ function label(v: unknown, fallback: string): string {
   return typeof v === 'string' && v !== '' ? v.slice(0, 128) : fallback;
 }
 
-/** An audit sink that counts `token.issued` and `token.refused` records once they are durable. */
+/**
+ * An audit sink that counts `token.issued` and `token.refused` records once they are durable (refusals
+ * coalesced under a flood are counted when their summary is written).
+ */
 export function countingAuditSink(sink: AuditSink, metrics: Metrics): AuditSink {
   return {
     async append(type, data, opts) {
@@ -149,7 +152,12 @@ export function countingAuditSink(sink: AuditSink, metrics: Metrics): AuditSink 
           typeof data.reason === 'string' && REASON.test(data.reason)
             ? data.reason
             : label(data.code, 'unknown');
-        metrics.tokensRefused.inc({ grant: label(data.grant, 'unknown'), reason });
+        // A summary of coalesced refusals (src/audit/flood-guard.ts) stands for `coalesced.count` of them.
+        const coalesced = (data.coalesced as { count?: unknown } | undefined)?.count;
+        metrics.tokensRefused.inc(
+          { grant: label(data.grant, 'unknown'), reason },
+          typeof coalesced === 'number' && coalesced > 0 ? coalesced : 1,
+        );
       }
       return out;
     },
