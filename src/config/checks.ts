@@ -5,6 +5,7 @@ import type { GatehouseConfig } from './schema.js';
 import { PolicyError } from '../policy/errors.js';
 import { compilePolicy, type RuleSpec } from '../policy/index.js';
 import { parseCidr } from '../policy/cidr.js';
+import { hostPatternProblem, hostPortPatternProblem, originPatternProblem } from '../policy/host-pattern.js';
 import { RESERVED_CLAIMS } from '../policy/reserved-claims.js';
 import { TrustRules } from '../policy/trust-rules.js';
 
@@ -117,6 +118,10 @@ export function checkConfig(config: GatehouseConfig): CrossProblem[] {
     }
   });
   checkFederation(config, problems);
+  config.sessions.return_hosts.forEach((h, i) => {
+    const problem = hostPortPatternProblem(h);
+    if (problem) problems.push({ path: ['sessions', 'return_hosts', i], message: problem });
+  });
   return problems;
 }
 
@@ -137,7 +142,14 @@ function checkRoutes(config: GatehouseConfig, problems: CrossProblem[]): void {
         message:
           'must be an http(s) URL without query or fragment (https://app.example.com/prefix/) or a path (/demo/)',
       });
+    } else if (!route.from.startsWith('/')) {
+      const problem = hostPatternProblem(new URL(route.from).hostname);
+      if (problem) problems.push({ path: ['routes', i, 'from'], message: problem });
     }
+    (route.allowed_origins ?? []).forEach((o, j) => {
+      const problem = originPatternProblem(o);
+      if (problem) problems.push({ path: ['routes', i, 'allowed_origins', j], message: problem });
+    });
     // A route's trust_rules name configured rules; a typo would silently refuse every external token.
     const ruleNames = config.trust_rules.map((r) => r.name);
     (route.trust_rules ?? []).forEach((name, j) => {
@@ -171,7 +183,7 @@ function checkRoutes(config: GatehouseConfig, problems: CrossProblem[]): void {
   });
 }
 
-/** The same test as the proxy's route table applies: an http(s) URL (host may be `*.x`) or a path. */
+/** The same test as the proxy's route table applies: an http(s) URL (host may be `*.x`, `**.x`) or a path. */
 function fromParses(from: string): boolean {
   try {
     const u = from.startsWith('/') ? new URL(from, 'http://localhost') : new URL(from);

@@ -7,3 +7,13 @@ export { PolicyError } from './errors.js';
 export type { PolicyProblem, PolicyErrorCode } from './errors.js';
 export type { Decision, PolicyInput, PolicyRequest, Reason, ShadowOutcome } from './types.js';
 export { compileGlob, matchGlob, isGlob } from './glob.js';
+export {
+  compileHostPattern,
+  compileHostPortPattern,
+  hostPatternProblem,
+  hostPortPatternProblem,
+  matchHostPattern,
+  matchOriginPattern,
+  originPatternProblem,
+  type HostMatcher,
+} from './host-pattern.js';

@@ -2,6 +2,7 @@
 // source_ip, time, and the `cel:` escape hatch.
 import { compileCel, toCelValue, fromCelValue, celErrorMessage, type CelProgram } from './cel.js';
 import { parseCidr, parseIp, matchCidr, type Cidr } from './cidr.js';
+import { compileHostPattern, hostPatternProblem } from './host-pattern.js';
 import {
   DAYS,
   localClock,
@@ -195,14 +196,32 @@ export function compileShorthand(
         return typeof m === 'string' ? { passed: methods.has(m.toUpperCase()), actual: m } : m;
       });
     }
-    case 'path':
-    case 'host': {
-      // Hosts are case-insensitive (RFC 9110 §4.2.3); paths are not.
-      const res = compileGlobs(stringList(v, path, cc, key) ?? [], path, cc, key === 'host');
+    case 'path': {
+      const res = compileGlobs(stringList(v, path, cc, key) ?? [], path, cc, false);
       if (!res?.length) return undefined;
       return leaf(path, key, 'glob', v, authorMessage, (ctx) => {
         const s = requestField(ctx, key);
         return typeof s === 'string' ? { passed: res.some((re) => re.test(s)), actual: s } : s;
+      });
+    }
+    case 'host': {
+      // Host patterns as route hosts take them: `*.example.com` is exactly one label more, never the apex,
+      // case-insensitive (RFC 9110 §4.2.3); `**.example.com` is one label or more.
+      const list = stringList(v, path, cc, key);
+      if (!list) return undefined;
+      let ok = true;
+      for (const [i, p] of list.entries()) {
+        const problem = hostPatternProblem(p);
+        if (problem) {
+          cc.problems.push({ path: Array.isArray(v) ? `${path}[${i}]` : path, message: problem });
+          ok = false;
+        }
+      }
+      if (!ok) return undefined;
+      const matchers = list.map((p) => compileHostPattern(p));
+      return leaf(path, key, 'pattern', v, authorMessage, (ctx) => {
+        const s = requestField(ctx, key);
+        return typeof s === 'string' ? { passed: matchers.some((m) => m(s)), actual: s } : s;
       });
     }
     case 'source_ip': {

@@ -1,6 +1,6 @@
 // The route table: every configured route compiled once at start (host pattern, path prefix, public
 // globs, policy, audience), and the lookup from a request's host and normalized path to its route.
-import { compilePolicy, compileGlob, type CompiledPolicy } from '../policy/index.js';
+import { compilePolicy, compileGlob, compileHostPattern, type CompiledPolicy } from '../policy/index.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { RuleSpec } from '../policy/index.js';
 
@@ -9,7 +9,10 @@ export interface CompiledRoute {
   readonly config: RouteConfig;
   /** Scheme of the public URL (`https:`), for redirects and X-Forwarded-Proto. */
   readonly scheme: string;
-  /** The host pattern, lower-case, without port: `app.example.com` or `*.example.com`. */
+  /**
+   * The host pattern, lower-case, without port: `app.example.com`, `*.example.com` (exactly one label
+   * more) or `**.example.com` (one or more); src/policy/host-pattern.ts.
+   */
   readonly host: string;
   /** Explicit port of the public URL, or undefined for the scheme's default. */
   readonly port: string | undefined;
@@ -72,15 +75,13 @@ export class RouteTable {
 
   constructor(routes: readonly RouteConfig[], issuerUrl: string) {
     const compiled = routes.map((r, i) => compileRoute(r, issuerUrl, i));
-    // Exact hosts before wildcards, then the longest prefix first, so the most specific route wins.
-    this.routes = compiled.sort(
-      (a, b) =>
-        Number(a.host.includes('*')) - Number(b.host.includes('*')) || b.prefix.length - a.prefix.length,
-    );
+    // Exact hosts before `*.` hosts before `**.` hosts, then the longest prefix first, so the most
+    // specific route wins.
+    const rank = (host: string) => (host.startsWith('**.') ? 2 : host.startsWith('*.') ? 1 : 0);
+    this.routes = compiled.sort((a, b) => rank(a.host) - rank(b.host) || b.prefix.length - a.prefix.length);
     this.#hostMatchers = this.routes.map((r) => {
       if (!r.host.includes('*')) return (h: string) => h === r.host;
-      const m = compileGlob(r.host);
-      return (h: string) => m.test(h);
+      return compileHostPattern(r.host);
     });
   }
 

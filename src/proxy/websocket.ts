@@ -11,6 +11,7 @@ import { newAuditId, redactUntrusted } from '../audit/index.js';
 import type { PartLogger } from '../audit/logger.js';
 import type { Identity } from '../session/types.js';
 import type { Cidr } from '../policy/cidr.js';
+import { matchOriginPattern } from '../policy/host-pattern.js';
 import type { ProxyTarget } from './proxy.js';
 import type { CompiledRoute } from './routes.js';
 import { responseHeaders } from './headers.js';
@@ -172,7 +173,13 @@ export class WebsocketProxy {
     const origin = req.headers.origin;
     if (origin !== undefined) {
       const allowed = route.config.allowed_origins ?? [`${route.scheme}//${target.host.toLowerCase()}`];
-      if (!allowed.some((o) => o.replace(/\/+$/, '').toLowerCase() === origin.toLowerCase())) {
+      // `https://*.example.com` allows exactly one label more, never the apex (src/policy/host-pattern.ts).
+      if (
+        !allowed.some(
+          (o) =>
+            o.replace(/\/+$/, '').toLowerCase() === origin.toLowerCase() || matchOriginPattern(o, origin),
+        )
+      ) {
         const auditId = newAuditId();
         await gate.auditDenied(auditId, { ...base, stage: 'origin', origin: redactUntrusted(origin, 512) });
         return refuseSocket(socket, {

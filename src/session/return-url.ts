@@ -2,14 +2,14 @@
 // host, always handed back as a normalized absolute URL, never as the raw text the browser sent (no open
 // redirect through `//evil`, `/\evil`, `https:evil`, tabs, userinfo or encodings).
 import { GatehouseError } from '../lib/errors.js';
-import { matchGlob } from '../policy/glob.js';
+import { compileHostPortPattern } from '../policy/host-pattern.js';
 
 export interface ReturnUrlPolicy {
   /** The public URL of Gatehouse; relative return URLs resolve against it. */
   issuer: string;
   /**
-   * Further hosts: `sessions.return_hosts` and the routes' hosts (globs, `app.example.com`,
-   * `*.example.com`, optionally with `:port`).
+   * Further hosts: `sessions.return_hosts` and the routes' hosts (`app.example.com`, `*.example.com` for
+   * exactly one label more, `**.example.com` for one or more, optionally with `:port`).
    */
   hosts: readonly string[];
 }
@@ -19,6 +19,21 @@ function refuse(raw: string, why: string): never {
     field: 'rd',
     actual: raw.slice(0, 200),
   });
+}
+
+const DEFAULT_PORT: Record<string, string> = { 'http:': '80', 'https:': '443' };
+
+/**
+ * Whether the URL's host is one a pattern allows: `*` is exactly one DNS label, never the apex
+ * (src/policy/host-pattern.ts); a pattern without a port allows any port. A pattern the config checks
+ * would have refused allows nothing.
+ */
+function hostAllowed(pattern: string, u: URL): boolean {
+  try {
+    return compileHostPortPattern(pattern)(u.hostname, u.port || (DEFAULT_PORT[u.protocol] ?? ''));
+  } catch {
+    return false;
+  }
 }
 
 /** The normalized absolute URL to send the browser to, or ERR_RETURN_URL_REFUSED. */
@@ -52,9 +67,7 @@ export function checkReturnUrl(raw: string | null | undefined, policy: ReturnUrl
     )
   )
     refuse(raw, 'it has user information (@) before the host');
-  const allowed =
-    u.host === issuer.host ||
-    policy.hosts.some((p) => matchGlob(p.toLowerCase(), u.host) || matchGlob(p.toLowerCase(), u.hostname));
+  const allowed = u.host === issuer.host || policy.hosts.some((p) => hostAllowed(p, u));
   if (!allowed)
     refuse(raw, `host ${u.host} is not ${issuer.host}, a route's host, or one of sessions.return_hosts`);
   // Never downgrade: over an https issuer, only https return URLs.

@@ -50,3 +50,44 @@ test('allowed return URLs come back normalized and absolute', () => {
   // An encoded path stays a path on our host.
   assert.equal(checkReturnUrl('/%252F%252Fevil.com', policy), 'https://id.example.com/%252F%252Fevil.com');
 });
+
+// `*.apps.example.com` is one label more, as a TLS wildcard (RFC 6125 §6.4.3): a host an attacker can
+// reach by adding labels, the bare apex, or a look-alike never matches it.
+const wildcard = {
+  issuer: 'https://id.example.com',
+  hosts: ['*.apps.example.com', '*.ports.example.com:8443'],
+};
+
+const wildcardRefused: Array<[string, string]> = [
+  ['two labels under a one-label wildcard', 'https://a.b.apps.example.com/'],
+  ['deep subdomain under a wildcard', 'https://evil.attacker.x.apps.example.com/'],
+  ['the bare apex of a wildcard', 'https://apps.example.com/'],
+  ['hyphenated look-alike of the apex', 'https://evil-apps.example.com/'],
+  ['wildcard host as a prefix of another domain', 'https://x.apps.example.com.evil.test/'],
+  ['empty label before the wildcard suffix', 'https://.apps.example.com/'],
+  ['wildcard with a port: another port', 'https://x.ports.example.com:9443/'],
+  ['wildcard with a port: default port', 'https://x.ports.example.com/'],
+  ['wildcard with a port: two labels', 'https://a.b.ports.example.com:8443/'],
+];
+
+for (const [name, raw] of wildcardRefused) {
+  test(`return URL refused: ${name}`, () => {
+    assert.throws(
+      () => checkReturnUrl(raw, wildcard),
+      (e: unknown) => isGatehouseError(e, 'ERR_RETURN_URL_REFUSED'),
+    );
+  });
+}
+
+test('a one-label wildcard allows exactly one label, in any case, on any port unless it names one', () => {
+  assert.equal(checkReturnUrl('https://x.apps.example.com/a', wildcard), 'https://x.apps.example.com/a');
+  assert.equal(checkReturnUrl('https://X.APPS.Example.COM/', wildcard), 'https://x.apps.example.com/');
+  assert.equal(
+    checkReturnUrl('https://x.apps.example.com:8443/', wildcard),
+    'https://x.apps.example.com:8443/',
+  );
+  assert.equal(
+    checkReturnUrl('https://x.ports.example.com:8443/', wildcard),
+    'https://x.ports.example.com:8443/',
+  );
+});

@@ -43,8 +43,13 @@ describe('cross-site websocket hijacking', () => {
     to: [${up}]
     allowed_origins: ["https://app.example.com"]
     policy: [ { name: readers, allow: { roles: [reader] } } ]
+  - name: wild
+    from: /wild/
+    to: [${up}]
+    allowed_origins: ["https://*.example.com"]
+    policy: [ { name: readers, allow: { roles: [reader] } } ]
 `,
-      ['/own/', '/listed/'],
+      ['/own/', '/listed/', '/wild/'],
     ));
   });
   after(async () => {
@@ -83,6 +88,24 @@ describe('cross-site websocket hijacking', () => {
       101,
     );
     assert.equal(await open(`${ws()}/listed/x`, { authorization: `Bearer ${token}`, origin: t.url }), 403);
+  });
+
+  test('a wildcard origin is one label more: deeper subdomains, the apex and look-alikes are refused', async () => {
+    const at = (origin: string) => open(`${ws()}/wild/x`, { authorization: `Bearer ${token}`, origin });
+    const before = opened;
+    for (const origin of [
+      'https://a.b.example.com',
+      'https://evil.attacker.example.com',
+      'https://example.com',
+      'https://evil-example.com',
+      'https://app.example.com.evil.test',
+      'http://app.example.com',
+      'https://app.example.com:8443',
+    ])
+      assert.equal(await at(origin), 403, origin);
+    assert.equal(opened, before, 'the upstream never saw a refused upgrade');
+    assert.equal(await at('https://app.example.com'), 101);
+    assert.equal(await at('https://APP.Example.COM'), 101);
   });
 
   test('a non-websocket Upgrade (h2c) is refused, not passed through', async () => {

@@ -86,3 +86,27 @@ routes:
   );
   assert.match(problems[0]?.message ?? '', /"once" is single_use, which only token exchange can keep/);
 });
+
+test('host wildcards are whole leftmost labels: routes, return hosts, websocket origins', () => {
+  const problems = problemsOf(`${BASE}sessions:
+  return_hosts: ["*.example.com", "**.example.com:8443", "app-*.example.com", "a.*.example.com"]
+routes:
+  - { name: ok, from: "https://*.example.com/", to: ["http://127.0.0.1:1"], allowed_origins: ["https://*.example.com"] }
+  - { name: partial, from: "https://app-*.example.com/", to: ["http://127.0.0.1:1"] }
+  - { name: bare, from: "https://*/", to: ["http://127.0.0.1:1"] }
+  - { name: origins, from: /o/, to: ["http://127.0.0.1:1"], allowed_origins: ["https://*.*.example.com", "*.example.com"] }
+`);
+  assert.deepEqual(
+    problems.map((p) => p.path),
+    [
+      'sessions.return_hosts[2]',
+      'sessions.return_hosts[3]',
+      'routes[1].from',
+      'routes[2].from',
+      'routes[3].allowed_origins[0]',
+      'routes[3].allowed_origins[1]',
+    ],
+  );
+  assert.match(problems[2]?.message ?? '', /whole leftmost label, as in \*\.example\.com/);
+  assert.match(problems[5]?.message ?? '', /not an origin/);
+});

@@ -225,6 +225,25 @@ describe('shorthands', () => {
     assert.match(none.first.message ?? '', /not available/);
   });
 
+  test('host: *.example.com is one label more (RFC 6125), never the apex; **. is any depth', () => {
+    const host = (h: string, pattern: string | string[] = '*.example.com') =>
+      run({ host: pattern }, {}, { method: 'GET', path: '/', host: h, sourceIp: '10.0.0.1' });
+    assert.equal(host('app.example.com').allowed, true);
+    assert.equal(host('APP.Example.com').allowed, true);
+    for (const h of ['a.b.example.com', 'example.com', 'evil-example.com', 'app.example.com.evil.test'])
+      assert.equal(host(h).allowed, false, h);
+    const deep = host('a.b.example.com');
+    assert.equal(deep.first.expected, '*.example.com');
+    assert.equal(deep.first.actual, 'a.b.example.com');
+    assert.equal(host('a.b.example.com', '**.example.com').allowed, true);
+    assert.equal(host('example.com', '**.example.com').allowed, false);
+    // A wildcard anywhere but the whole leftmost label is refused when the policy compiles.
+    assert.throws(
+      () => compilePolicy([{ name: 'r', allow: { host: ['ok.example.com', 'app-*.example.com'] } }]),
+      /host\[1\].*whole leftmost label/s,
+    );
+  });
+
   test('source_ip CIDRs, IPv4 and IPv6, mapped addresses as IPv4', () => {
     const ip = (sourceIp: string) => ({ sourceIp });
     assert.equal(run({ source_ip: ['10.0.0.0/8'] }, {}, ip('10.200.1.1')).allowed, true);
