@@ -361,9 +361,11 @@ export const configSchema = z
           .optional(),
         /** On SIGTERM, how long in-flight requests may take to finish before connections are cut. */
         shutdown_grace: duration().default(10_000),
+        /** Worker processes sharing the port (`gatehouse serve` only): a number, or `auto` for one per CPU. */
+        workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 8080, shutdown_grace: 10_000 }),
+      .default({ host: '127.0.0.1', port: 8080, shutdown_grace: 10_000, workers: 1 }),
     /** Where clients, keys, sessions, revocations and the audit log are kept. */
     store: z
       .object({

@@ -47,6 +47,8 @@ export interface StartOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
   /** The file the config came from: reload it on change and on `reload()` (docs/operations.md). */
   configFile?: string;
+  /** Where /metrics gets its text; default this instance's registry (a cluster worker asks the primary). */
+  metricsSource?: () => Promise<{ text: string; contentType: string }>;
 }
 
 export interface Gatehouse {
@@ -397,8 +399,10 @@ export async function startGatehouse(
           });
         }
         case 'metrics': {
-          const text = await metrics.registry.metrics();
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          const { text, contentType } = opts.metricsSource
+            ? await opts.metricsSource()
+            : { text: await metrics.registry.metrics(), contentType: metrics.registry.contentType };
+          res.writeHead(200, { 'content-type': contentType });
           res.end(text);
           return;
         }

@@ -63,6 +63,8 @@ export function createMetrics(sources?: MetricSources): Metrics {
       help: 'Seconds until each live client secret with an expiry stops working',
       labelNames: ['client', 'secret_id'],
       registers: [registry],
+      // Every worker reads the same store: with server.workers the cluster reports one worker's value.
+      aggregator: 'first',
       async collect() {
         if (!sources) return;
         this.reset();
@@ -115,6 +117,7 @@ export function createMetrics(sources?: MetricSources): Metrics {
       help: 'Seconds since each published signing key was created, by kid, algorithm and state',
       labelNames: ['kid', 'alg', 'state'],
       registers: [registry],
+      aggregator: 'first',
       collect() {
         if (!sources) return;
         this.reset();
