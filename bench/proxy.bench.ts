@@ -12,6 +12,7 @@ import { example, freePort, hasBinary, startNginx, template, NGINX } from '../te
 import { caseSeconds, type BenchResult } from './lib.js';
 import { startBareProxy } from './bare-proxy.js';
 import { startBenchGatehouse } from './gatehouse.js';
+import { startBenchCluster } from './cluster.js';
 import { startSsoStack } from '../test/helpers/sso.js';
 import { CookieJar, loginUntilCallback, send, setCookieValue } from '../test/helpers/http-browser.js';
 
@@ -197,6 +198,30 @@ routes:
     add(
       'nginx + Gatehouse forward-auth',
       await wrk(`${fwd.url}/x`, [`Authorization: Bearer ${fwdToken}`], C),
+      PLAIN,
+    );
+
+    // Both cores: `gatehouse serve` with server.workers: 2 (the primary hands connections round-robin).
+    const fwd2Port = await freePort();
+    const cl = await startBenchCluster({ workers: 2, upstream: upUrl, fwdPort: fwd2Port });
+    cleanups.push(() => cl.close());
+    add(
+      'Gatehouse bearer, 2 workers',
+      await wrk(`${cl.url}/app/x`, [`Authorization: Bearer ${cl.appToken}`], C),
+      PLAIN,
+    );
+    const fwd2 = await startNginx(
+      template(example('nginx/nginx.conf'), {
+        gatehouse: Number(new URL(cl.url).port),
+        app: upPort,
+        proxy: fwd2Port,
+      }),
+      fwd2Port,
+    );
+    cleanups.push(() => fwd2.close());
+    add(
+      'nginx + Gatehouse forward-auth, 2 workers',
+      await wrk(`${fwd2.url}/x`, [`Authorization: Bearer ${cl.fwdToken}`], C),
       PLAIN,
     );
 
