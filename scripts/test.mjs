@@ -1,5 +1,6 @@
 // Runs the whole suite: node:test through tsx, with the test files listed explicitly in test/files.txt.
-// A *.test.ts file that is not listed fails the run, so no test is silently left out.
+// A *.test.ts file that is not listed fails the run, so no test is silently left out; a file listed twice
+// fails it too, since node:test would run it twice (twice the time, and its fixtures would race).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -21,9 +22,12 @@ const found = [];
 
 const missing = found.filter((f) => !listed.includes(f));
 const stale = listed.filter((f) => !found.includes(f));
-if (missing.length || stale.length) {
+const twice = [...new Set(listed.filter((f, i) => listed.indexOf(f) !== i))];
+if (missing.length || stale.length || twice.length) {
   if (missing.length) console.error(`test/files.txt does not list: ${missing.join(', ')}`);
   if (stale.length) console.error(`test/files.txt lists files that do not exist: ${stale.join(', ')}`);
+  if (twice.length)
+    console.error(`test/files.txt lists ${twice.join(', ')} more than once; keep one line for each file`);
   process.exit(2);
 }
 
