@@ -9,7 +9,7 @@ import type { GatehouseConfig } from '../config/schema.js';
 import type { AuditSink } from '../audit/sink.js';
 import type { PartLogger } from '../audit/logger.js';
 import { TokenBucketLimiter } from '../lib/token-bucket.js';
-import { matchCidr, parseCidr, parseIp, type Cidr } from '../policy/cidr.js';
+import { clientAddress, inCidrs, parseCidr, type Cidr } from '../policy/cidr.js';
 
 export type LimitName = 'token' | 'login';
 
@@ -79,18 +79,16 @@ export class RateLimits {
     return undefined;
   }
 
-  /** The address limits count against: the peer, or for a trusted proxy the first untrusted X-Forwarded-For hop from the right. */
+  /**
+   * The address limits count against: the same one policy's `source_ip`, the audit log and the issuer
+   * see (src/policy/cidr.ts). X-Forwarded-For is read only when the peer is a trusted proxy, so a client
+   * that connects directly cannot pick the address its requests are counted against.
+   */
   clientAddress(req: IncomingMessage): string {
     const peer = req.socket.remoteAddress ?? '';
+    if (!inCidrs(this.#trusted, peer)) return peer;
     const xff = req.headers['x-forwarded-for'];
-    if (!this.#isTrusted(peer) || typeof xff !== 'string') return peer;
-    const hops = xff.split(',').map((s) => s.trim());
-    for (let i = hops.length - 1; i >= 0; i--) {
-      const h = hops[i] as string;
-      if (!parseIp(h)) return peer;
-      if (!this.#isTrusted(h)) return h;
-    }
-    return peer;
+    return clientAddress(peer, Array.isArray(xff) ? xff.join(',') : xff, this.#trusted);
   }
 
   /** Takes one request from the address's bucket; when refused, sends the 429 and returns true. */
@@ -142,11 +140,5 @@ export class RateLimits {
         retry_after_s: retryAfter,
       })
       .catch((err: unknown) => this.#logger.error({ err }, 'audit of a rate-limit refusal failed'));
-  }
-
-  #isTrusted(ip: string): boolean {
-    if (this.#trusted.length === 0) return false;
-    const parsed = parseIp(ip);
-    return parsed !== undefined && this.#trusted.some((c) => matchCidr(c, parsed));
   }
 }
