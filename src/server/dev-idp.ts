@@ -43,6 +43,11 @@ export interface DevIdpOptions {
   people?: readonly DevPerson[];
   /** Extra claims per username (tests shape Keycloak-, Entra- or Okta-like tokens with them). */
   extraClaims?: Record<string, Record<string, unknown>>;
+  /**
+   * Length of the refresh tokens it issues, in characters (default 43, oidc-provider's). Tests give them
+   * the size of Keycloak's, which are JWTs of a kilobyte or more.
+   */
+  refreshTokenLength?: number;
 }
 
 export interface DevIdp {
@@ -204,6 +209,15 @@ export async function startDevIdp(opts: DevIdpOptions = {}): Promise<DevIdp> {
       },
     },
     pkce: { required: () => true },
+    ...(opts.refreshTokenLength
+      ? {
+          formats: {
+            // 6 bits a character (base64url); every other token keeps the library's 256 bits.
+            bitsOfOpaqueRandomness: (_ctx, token) =>
+              token.kind === 'RefreshToken' ? (opts.refreshTokenLength ?? 43) * 6 : 256,
+          },
+        }
+      : {}),
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     findAccount: async (_ctx, sub) => {
       const p = byName.get(sub);

@@ -146,7 +146,7 @@ export class SsoBrowserAuth implements BrowserAuth {
     for (const name of [SESSION_COOKIE_HTTPS, SESSION_COOKIE_HTTP]) {
       const v = cookies.get(name);
       if (!v) continue;
-      const id = this.#sealer.unseal(v, SESSION_PURPOSE);
+      const id = this.#sealer.unsealCookie(v, SESSION_PURPOSE);
       if (!id) continue;
       const s = await this.sessions.get(id);
       if (s) return s;
@@ -164,15 +164,23 @@ export class SsoBrowserAuth implements BrowserAuth {
   /** Asks the IdP again (refresh grant) in the background when the last check is old; a "no" ends the session. */
   #maybeRecheck(s: LiveSession): void {
     const c = this.#connectors.get(s.data.connector);
-    if (!c || !s.data.sealedRefresh) return;
+    const sealedRefresh = s.data.sealedRefresh;
+    if (!c || !sealedRefresh) return;
     if (this.#o.now() - s.data.checkedAt < c.config.recheck_interval) return;
     const id = s.record.id;
     if (this.#rechecking.has(id)) return;
     this.#rechecking.add(id);
     void (async () => {
       try {
-        const refresh = this.#sealer.unseal(s.data.sealedRefresh ?? '', `refresh:${id}`);
-        if (!refresh) return;
+        const refresh = this.#sealer.unsealStored(sealedRefresh, `refresh:${id}`);
+        if (!refresh) {
+          // Not the IdP's answer: keep the session, but say so (a stored value that no longer opens).
+          this.#o.logger.warn(
+            { sid: id, connector: c.id },
+            'the stored upstream refresh token did not unseal',
+          );
+          return;
+        }
         const r = await c.recheck(refresh);
         if (!r.ok) {
           await this.sessions.end(id, `the IdP refused the refresh (${r.reason})`);
@@ -362,8 +370,8 @@ export class SsoBrowserAuth implements BrowserAuth {
     const state = url.searchParams.get('state') ?? '';
     const cookies = readCookies(req);
     const bound =
-      this.#sealer.unseal(cookies.get(LOGIN_COOKIE_HTTPS) ?? '', LOGIN_PURPOSE) ??
-      this.#sealer.unseal(cookies.get(LOGIN_COOKIE_HTTP) ?? '', LOGIN_PURPOSE);
+      this.#sealer.unsealCookie(cookies.get(LOGIN_COOKIE_HTTPS) ?? '', LOGIN_PURPOSE) ??
+      this.#sealer.unsealCookie(cookies.get(LOGIN_COOKIE_HTTP) ?? '', LOGIN_PURPOSE);
     // Clear the login cookie whatever happens: one attempt, one state.
     appendSetCookie(
       res,
@@ -540,7 +548,7 @@ export class SsoBrowserAuth implements BrowserAuth {
     }
     const id = s.record.id;
     const idToken = s.data.sealedIdToken
-      ? this.#sealer.unseal(s.data.sealedIdToken, `id_token:${id}`)
+      ? this.#sealer.unsealStored(s.data.sealedIdToken, `id_token:${id}`)
       : undefined;
     await this.sessions.end(id, 'signed out');
     await this.#o.audit.append('session.ended', { sid: id, sub: s.record.subject, reason: 'signed_out' });

@@ -23,7 +23,16 @@ export function loginCookieName(secure: boolean): string {
   return secure ? LOGIN_COOKIE_HTTPS : LOGIN_COOKIE_HTTP;
 }
 
-/** Seals short values (session ids, login states) for cookies and makes CSRF tokens. */
+/**
+ * The longest sealed value a cookie of ours carries (a sealed session id or login state is about 100
+ * characters). Cookie values come from the request, so anything longer is refused before any crypto.
+ */
+const COOKIE_VALUE_MAX = 512;
+
+/**
+ * Seals values for cookies (session ids, login states) and for storage (the upstream refresh and ID
+ * tokens a session keeps, which can be kilobytes), and makes CSRF tokens.
+ */
 export class CookieSealer {
   readonly #enc: Buffer;
   readonly #mac: Buffer;
@@ -41,10 +50,18 @@ export class CookieSealer {
     return [iv, ct, c.getAuthTag()].map((b) => b.toString('base64url')).join('.');
   }
 
-  /** The sealed value, or undefined when it was not sealed by us for this purpose. */
-  unseal(sealed: string, purpose: string): string | undefined {
+  /** A cookie's value opened, or undefined when it was not sealed by us for this purpose or is too long. */
+  unsealCookie(value: string, purpose: string): string | undefined {
+    return value.length > COOKIE_VALUE_MAX ? undefined : this.unsealStored(value, purpose);
+  }
+
+  /**
+   * A value sealed for storage opened (no size limit: an ID token or a JWT refresh token is far longer
+   * than any cookie value), or undefined when it was not sealed by us for this purpose.
+   */
+  unsealStored(sealed: string, purpose: string): string | undefined {
     const parts = sealed.split('.');
-    if (parts.length !== 3 || sealed.length > 512) return undefined;
+    if (parts.length !== 3) return undefined;
     try {
       const [iv, ct, tag] = parts.map((p) => Buffer.from(p, 'base64url')) as [Buffer, Buffer, Buffer];
       if (iv.length !== 12 || tag.length !== 16) return undefined;

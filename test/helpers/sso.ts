@@ -1,6 +1,6 @@
 // A person's sign-in stack for tests: the development IdP on its own loopback address and a Gatehouse
 // with it as the `dev` connector, its groups mapped to roles, and Gatehouse's callback let in at the IdP.
-import type { DevIdp } from '../../src/server/dev-idp.js';
+import type { DevIdp, DevIdpOptions } from '../../src/server/dev-idp.js';
 import { startDevIdp } from '../../src/server/dev-idp.js';
 import { startTestGatehouse, type TestGatehouse } from './gatehouse.js';
 
@@ -27,7 +27,8 @@ export interface SsoStack {
 /**
  * Starts the dev IdP on 127.0.0.2 (so its cookies and Gatehouse's never share a host) and a test
  * Gatehouse signing people in through it. `base` adds or overrides config sections (`roles` included);
- * `signedOutPage` also lets Gatehouse's signed-out page in as the IdP's post-logout redirect.
+ * `signedOutPage` also lets Gatehouse's signed-out page in as the IdP's post-logout redirect; `idp` adds
+ * options of the dev IdP (e.g. `refreshTokenLength`).
  */
 export async function startSsoStack(
   opts: {
@@ -35,9 +36,10 @@ export async function startSsoStack(
     connector?: Record<string, unknown>;
     now?: () => number;
     signedOutPage?: boolean;
+    idp?: Omit<DevIdpOptions, 'host'>;
   } = {},
 ): Promise<SsoStack> {
-  const idp = await startDevIdp({ host: '127.0.0.2' });
+  const idp = await startDevIdp({ ...opts.idp, host: '127.0.0.2' });
   let gh: TestGatehouse;
   try {
     gh = await startTestGatehouse({
