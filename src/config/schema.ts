@@ -280,6 +280,16 @@ export const routeSchema = z
     allowed_origins: z.array(z.string().min(1)).optional(),
     /** Names of `trust_rules` through which external issuers' bearer tokens are accepted on this route (docs/proxy.md#external-issuers-tokens). */
     trust_rules: z.array(z.string().min(1)).optional(),
+    /** This route's audit of allowed requests, instead of the top-level `audit.allows` (denials are always recorded). */
+    audit: z
+      .object({
+        /** `all`, `sampled` (a `sample_rate` share) or `none`. */
+        allows: z.enum(['all', 'sampled', 'none']),
+        /** With `allows: sampled`, the share recorded, 0–1. */
+        sample_rate: z.number().min(0).max(1).default(0.01),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

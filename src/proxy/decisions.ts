@@ -7,7 +7,7 @@ import type { PartLogger } from '../audit/logger.js';
 import type { Decision } from '../policy/index.js';
 import type { GatehouseConfig } from '../config/schema.js';
 
-export type AllowAudit = GatehouseConfig['audit'];
+export type AllowAudit = Pick<GatehouseConfig['audit'], 'allows' | 'sample_rate'>;
 
 export interface DecisionRecorderOptions {
   audit: Pick<AuditSink, 'append'>;
@@ -67,6 +67,7 @@ export class DecisionRecorder {
     shadowRoute: boolean,
     decision: Decision,
     data: Record<string, unknown> | (() => Record<string, unknown>),
+    routeAudit?: AllowAudit,
   ): void {
     const fields = typeof data === 'function' ? data : () => data;
     const wouldDeny = decision.shadow.length === 0 ? [] : decision.shadow.filter((s) => s.wouldDeny);
@@ -85,18 +86,18 @@ export class DecisionRecorder {
       if (!decision.allowed) return;
     }
     this.count(routeName, 'allowed', reasonLabel(decision.rule, 'rule'));
-    const sampled = this.sample();
+    const sampled = this.sample(routeAudit);
     if (!sampled) return;
     this.#append('access.allowed', { ...fields(), rule: decision.rule, ...sampled });
   }
 
   /**
    * Whether a request recorded like an allowed one (an allowed request, a browser sent to sign in) is
-   * recorded this time, per `audit.allows`: undefined for no, else the fields the record adds
+   * recorded this time, per the route's `audit` or else `audit.allows`: undefined for no, else the fields the record adds
    * (`sample_rate` when sampled).
    */
-  sample(): Record<string, unknown> | undefined {
-    const { allows, sample_rate: rate } = this.#settings;
+  sample(routeAudit?: AllowAudit): Record<string, unknown> | undefined {
+    const { allows, sample_rate: rate } = routeAudit ?? this.#settings;
     if (allows === 'none') return undefined;
     if (allows === 'sampled') return this.#random() < rate ? { sample_rate: rate } : undefined;
     return {};

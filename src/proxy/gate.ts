@@ -293,7 +293,7 @@ export class Gate {
       ...(hasGatehouseCookie(g.req) ? { session_cookie: 'not_valid' } : {}),
     };
     if (g.signIn) {
-      const sampled = this.#decisions.sample();
+      const sampled = this.#decisions.sample(g.route.config.audit);
       if (sampled) void this.#appendDenial({ ...data, action: 'sign_in', ...sampled }, g.sourceIp);
       return undefined;
     }
@@ -336,7 +336,13 @@ export class Gate {
         },
       };
     }
-    this.#decisions.passed(g.route.name, shadowRoute, decision, () => ({ ...base, ...this.who(identity) }));
+    this.#decisions.passed(
+      g.route.name,
+      shadowRoute,
+      decision,
+      () => ({ ...base, ...this.who(identity) }),
+      g.route.config.audit,
+    );
     return { kind: 'allow', identity, decision };
   }
 

@@ -109,6 +109,42 @@ test('audit.allows: none applies to forward-auth (denials are still audited)', a
   }
 });
 
+test("a route's own audit setting overrides audit.allows for that route only", async () => {
+  // Everywhere all allows are recorded, except the high-volume route `app`, which records none.
+  const t = await startTestGatehouse({
+    yaml:
+      yaml().replace(
+        '  - name: app\n    from: http://app.example.com/\n',
+        '  - name: app\n    from: http://app.example.com/\n    audit: { allows: none }\n',
+      ) +
+      `  - name: admin
+    from: http://admin.example.com/
+    to: [http://127.0.0.1:9]
+    policy:
+      - name: readers
+        allow: { roles: [reader] }
+`,
+  });
+  try {
+    const app = await tokenFor(t, 'http://app.example.com/');
+    const admin = await tokenFor(t, 'http://admin.example.com/');
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await nginx(t, 'app.example.com', '/x', app)).status, 200);
+      assert.equal((await nginx(t, 'admin.example.com', '/x', admin)).status, 200);
+    }
+    const allowed = await audited(t, 'access.allowed');
+    assert.deepEqual(
+      allowed.map((r) => r.data.route),
+      ['admin', 'admin', 'admin'],
+    );
+    // Denials on the quiet route are still recorded.
+    assert.equal((await nginx(t, 'app.example.com', '/x', admin)).status, 401);
+    assert.equal((await audited(t, 'access.denied')).length, 1);
+  } finally {
+    await t.close();
+  }
+});
+
 test('shutdown sends close 1001 to an open websocket within the grace', async () => {
   const http: Server = createServer();
   const wss = new WebSocketServer({ server: http });
