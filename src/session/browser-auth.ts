@@ -27,7 +27,7 @@ import {
   LOGIN_COOKIE_HTTP,
   LOGIN_COOKIE_HTTPS,
 } from './cookie.js';
-import { escapeHtml, readForm, redirect, sendHtml, sendJson } from './html.js';
+import { escapeHtml, readForm, redirect, sendHtml, sendJson, sendMoveOn } from './html.js';
 
 /** Store model names (the oidc table doubles as short-lived single-use records). */
 const LOGIN_MODEL = 'GatehouseLogin';
@@ -331,6 +331,15 @@ export class SsoBrowserAuth implements BrowserAuth {
         maxAgeSec: LOGIN_TTL_MS / 1000,
       }),
     );
+    // From the chooser's form, a redirect to the IdP would be stopped by the form's CSP (sendMoveOn).
+    if (url.searchParams.get('via') === 'form') {
+      return sendMoveOn(
+        res,
+        target.href,
+        'Signing in',
+        `<p><a href="${escapeHtml(target.href)}">Continue to ${escapeHtml(connector.displayName)}</a></p>`,
+      );
+    }
     redirect(res, target.href, 302);
   }
 
@@ -346,7 +355,7 @@ export class SsoBrowserAuth implements BrowserAuth {
       res,
       200,
       'Sign in',
-      `${note}<form method="get" action="${escapeHtml(this.#url('/.gatehouse/login'))}"><input type="hidden" name="rd" value="${escapeHtml(returnTo)}"><label>Email <input name="email" type="email" autocomplete="email" value="${escapeHtml(email)}"></label> <button>Continue</button></form><ul>${items}</ul>`,
+      `${note}<form method="get" action="${escapeHtml(this.#url('/.gatehouse/login'))}"><input type="hidden" name="rd" value="${escapeHtml(returnTo)}"><input type="hidden" name="via" value="form"><label>Email <input name="email" type="email" autocomplete="email" value="${escapeHtml(email)}"></label> <button>Continue</button></form><ul>${items}</ul>`,
     );
   }
 
@@ -564,11 +573,10 @@ export class SsoBrowserAuth implements BrowserAuth {
     }
     if (!upstream) return signedOut(res);
     // Not a redirect: the sign-out form's CSP (form-action 'self') covers every redirect after its POST,
-    // so the browser would stop before the IdP. A Refresh is a new navigation, outside that policy.
-    res.setHeader('refresh', `0; url=${upstream.href}`);
-    sendHtml(
+    // so the browser would stop before the IdP.
+    sendMoveOn(
       res,
-      200,
+      upstream.href,
       'Signing out',
       `<p>You are signed out of Gatehouse.</p><p><a href="${escapeHtml(upstream.href)}">Continue to sign out at your IdP</a></p>`,
     );

@@ -20,6 +20,16 @@ export function sendHtml(res: ServerResponse, status: number, title: string, bod
   res.end(html);
 }
 
+/**
+ * A page that moves on to `url` at once with a `Refresh` header, for answers to a form on another host's
+ * way: the page's CSP (`form-action 'self'`) covers every redirect after a form is submitted, so a 302 to
+ * an IdP would be stopped there, while a Refresh is a new navigation, outside that policy.
+ */
+export function sendMoveOn(res: ServerResponse, url: string, title: string, body: string): void {
+  res.setHeader('refresh', `0; url=${url}`);
+  sendHtml(res, 200, title, body);
+}
+
 export function redirect(res: ServerResponse, location: string, status = 303): void {
   res.writeHead(status, { location, 'cache-control': 'no-store', 'content-length': 0 });
   res.end();
