@@ -34,7 +34,7 @@ const TARGETS: Target[] = [
     noun: 'token',
     description: 'revoke one token by its jti, or given the token itself (--token-file)',
     example:
-      'gatehouse revoke token 0c9f3e51-6a2d-4c1e-9a55-2f1c7d0b8e21 --reason "leaked in a CI log" --data-dir .gatehouse\n  $ gatehouse revoke token --token-file leaked.jwt --config gatehouse.yaml',
+      'gatehouse revoke token 0c9f3e51-6a2d-4c1e-9a55-2f1c7d0b8e21 --reason "leaked in a CI log" --data-dir .gatehouse\n  $ gatehouse revoke token --token-file leaked.jwt --config gatehouse.yaml\n  $ gatehouse revoke token --config gatehouse.yaml -- -a5NPylIe7zf3jV6lTR-3g   # a jti that starts with -',
   },
   {
     command: 'subject',
@@ -64,7 +64,8 @@ const TARGETS: Target[] = [
     field: 'sid',
     noun: 'session',
     description: 'end a session and every token issued under it until now',
-    example: 'gatehouse revoke session 3Vb1kz… --data-dir .gatehouse',
+    example:
+      'gatehouse revoke session 3Vb1kz… --data-dir .gatehouse\n  $ gatehouse revoke session --data-dir .gatehouse -- -Qx7pd…   # an id that starts with -',
   },
 ];
 
@@ -216,7 +217,19 @@ export function register(program: Command): void {
         );
     }
     cmd
-      .addHelpText('after', `\nExample:\n  $ ${t.example}\n`)
+      .addHelpText(
+        'after',
+        `\nExample:\n  $ ${t.example}\n\nIf the ${t.noun}'s ${t.arg} starts with '-', put it last, after '--' (which ends the options).\n`,
+      )
+      // Commander reads `-Qx7…` as an option it does not know: say how to pass it as the argument.
+      .configureOutput({
+        outputError: (text, write) =>
+          write(
+            /^error: unknown option '-[^-]/.test(text)
+              ? `${text}hint: if that is the ${t.noun}'s ${t.arg}, put it last, after '--': gatehouse revoke ${t.command} [options] -- ${t.arg.toUpperCase()}\n`
+              : text,
+          ),
+      })
       .action(async (arg: string | undefined, opts: RevokeOptions) => {
         await withStore(opts, async ({ store, config }) => {
           const target = t.kind === 'jti' ? await jtiTarget(arg, opts, store, config) : undefined;

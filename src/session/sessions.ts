@@ -1,7 +1,7 @@
 // Browser sessions, kept server-side in the Store with an in-memory cache in front, so answering "who is
 // this cookie" touches no database on the hot path. The revocation set (kinds `session` and `subject`) is
 // checked on every lookup, so `gatehouse revoke session|subject` ends a session at once on every replica.
-import { randomBytes } from 'node:crypto';
+import { randomId } from '../lib/random.js';
 import type { RevocationSet } from '../revocation/index.js';
 import type { SessionRecord, Store } from '../store/store.js';
 import type { Person } from '../federation/role-mapping.js';
@@ -61,6 +61,14 @@ function identityOf(record: SessionRecord, data: SessionData): Identity {
   };
 }
 
+/**
+ * A new session id: 24 random bytes, base64url, never starting with `-` (so `gatehouse revoke session ID`
+ * takes it as it is).
+ */
+export function newSessionId(): string {
+  return randomId(24);
+}
+
 export class SessionManager {
   readonly #store: Store;
   readonly #revocations: RevocationSet;
@@ -87,7 +95,7 @@ export class SessionManager {
       ...(person.name !== undefined ? { name: person.name } : {}),
     };
     const record: SessionRecord = {
-      id: randomBytes(24).toString('base64url'),
+      id: newSessionId(),
       subject: person.sub,
       data: full as unknown as Record<string, unknown>,
       createdAt: now,

@@ -7,7 +7,7 @@ import type { KeyRing } from '../keys/keyring.js';
 export const TYP_ACCESS_TOKEN = 'at+jwt';
 export const TYP_ASSERTION = 'gatehouse-assertion+jwt';
 
-/** A fresh token id: 128 random bits. */
+/** A fresh token id: 128 random bits, base64url, never starting with `-` (src/lib/random.ts). */
 export function newJti(): string {
   return randomId(16);
 }

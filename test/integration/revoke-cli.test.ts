@@ -204,4 +204,34 @@ ${YAML}`,
     const none = await runCli(['revoke', 'token', '--config', config]);
     assert.equal(none.code, 2);
   });
+
+  test('a jti or session id that starts with - is taken after --; without it the error says so', async () => {
+    // base64url ids can start with `-` (ids from before 0.1.0, the OpenID Provider's, other issuers').
+    const jti = '-a5NPylIe7zf3jV6lTR-3g';
+    const bare = await runCli(['revoke', 'token', jti, '--config', config]);
+    assert.equal(bare.code, 2);
+    assert.match(bare.stderr, /unknown option '-a5NPylIe7zf3jV6lTR-3g'/);
+    assert.match(
+      bare.stderr,
+      /hint: if that is the token's jti, put it last, after '--': gatehouse revoke token \[options\] -- JTI/,
+    );
+    assert.equal((await t.gh.store.listRevocations()).filter((r) => r.value === jti).length, 0);
+
+    const r = await runCli(['revoke', 'token', '--config', config, '--', jti]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await stored(jti)).issuer, t.url);
+    assert.match(r.stdout, /revoked token -a5NPylIe7zf3jV6lTR-3g \(issuer /);
+
+    const sid = '-Qx7pdSessionIdThatStartsWithADash';
+    const bareSession = await runCli(['revoke', 'session', sid, '--config', config]);
+    assert.equal(bareSession.code, 2);
+    assert.match(bareSession.stderr, /hint: if that is the session's id, put it last, after '--'/);
+    const session = await runCli(['revoke', 'session', '--config', config, '--', sid]);
+    assert.equal(session.code, 0, session.stderr);
+    const rows = (await t.gh.store.listRevocations()).filter((x) => x.kind === 'session' && x.value === sid);
+    assert.equal(rows.length, 1);
+
+    const help = await runCli(['revoke', 'token', '--help']);
+    assert.match(help.stdout, /gatehouse revoke token --config gatehouse\.yaml -- -a5NPylIe7zf3jV6lTR-3g/);
+  });
 });
