@@ -91,15 +91,17 @@ export class AuditLog {
     if (data === null || typeof data !== 'object' || Array.isArray(data))
       throw new TypeError('audit data must be an object');
     assertNoSecrets(data);
-    // What is hashed is exactly what the store gives back: plain JSON, undefined keys gone.
-    const clean = JSON.parse(canonicalJson(data)) as Record<string, unknown>;
+    // What is hashed is exactly what the store gives back: plain JSON, undefined keys gone. The
+    // canonical text goes along, so the store need not serialize it again.
+    const text = canonicalJson(data);
+    const clean = JSON.parse(text) as Record<string, unknown>;
     if (this.#closed) {
       return Promise.reject(
         new GatehouseError('ERR_AUDIT_WRITE_FAILED', 'the audit log is closed', { field: type }),
       );
     }
     return new Promise<AppendResult>((resolve, reject) => {
-      this.#queue.push({ input: { ts: this.#now(), type, id, data: clean }, resolve, reject });
+      this.#queue.push({ input: { ts: this.#now(), type, id, data: clean, text }, resolve, reject });
       this.#schedule();
     });
   }

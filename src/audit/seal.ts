@@ -8,11 +8,18 @@ export function sha256hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
-/** `sha256hex(prevHash + '\n' + canonical({seq, ts, type, id, data}))`: the sealer given to the store. */
+/**
+ * `sha256hex(prevHash + '\n' + canonical({seq, ts, type, id, data}))`: the sealer given to the store.
+ * Given `dataText` (the canonical JSON of `data`) it builds the same canonical text around it — the keys
+ * in their sorted order: data, id, seq, ts, type — instead of serializing `data` again.
+ */
 export const sealAuditRow: AuditSealer = (
   prevHash: string,
   row: Omit<AuditRow, 'hash' | 'prevHash'>,
+  dataText?: string,
 ): string =>
   sha256hex(
-    `${prevHash}\n${canonicalJson({ seq: row.seq, ts: row.ts, type: row.type, id: row.id, data: row.data })}`,
+    dataText === undefined
+      ? `${prevHash}\n${canonicalJson({ seq: row.seq, ts: row.ts, type: row.type, id: row.id, data: row.data })}`
+      : `${prevHash}\n{"data":${dataText},"id":${canonicalJson(row.id)},"seq":${canonicalJson(row.seq)},"ts":${canonicalJson(row.ts)},"type":${canonicalJson(row.type)}}`,
   );

@@ -1,7 +1,8 @@
 // Row shapes and row-to-record mappings both stores share: the tables and columns are the same in both
 // dialects; only how a JSON column arrives differs (SQLite hands back text, PostgreSQL a parsed jsonb value).
 import { GatehouseError } from '../lib/errors.js';
-import type { ClientRecord, KeyPatch, SessionRecord } from './store.js';
+import { GENESIS_HASH } from './store.js';
+import type { AuditInput, AuditRow, AuditSealer, ClientRecord, KeyPatch, SessionRecord } from './store.js';
 
 export type Row = Record<string, unknown>;
 
@@ -49,4 +50,33 @@ export function toSession(r: SessionRow, json: JsonColumn): SessionRecord {
     expiresAt: r.expires_at,
     revokedAt: r.revoked_at,
   };
+}
+
+/**
+ * Chains `records` after `head`, the audit sealing loop both stores run while holding their write lock:
+ * each row's hash covers the previous row's hash and exactly what a reader will get back, so
+ * verification recomputes the same hash. `texts[i]` is the JSON text to store for row i: the caller's
+ * canonical text kept as is when given (parsing it gives `data` back), else `data` serialized here.
+ */
+export function chainAuditRows(
+  records: AuditInput[],
+  head: { seq: number; hash: string } | undefined,
+  seal: AuditSealer,
+): { rows: AuditRow[]; texts: string[] } {
+  let seq = head?.seq ?? 0;
+  let prevHash = head?.hash ?? GENESIS_HASH;
+  const rows: AuditRow[] = [];
+  const texts: string[] = [];
+  for (const rec of records) {
+    seq += 1;
+    const given = rec.text;
+    const text = given ?? JSON.stringify(rec.data);
+    const data = given === undefined ? (JSON.parse(text) as Record<string, unknown>) : rec.data;
+    const row = { seq, ts: rec.ts, type: rec.type, id: rec.id, data };
+    const hash = given === undefined ? seal(prevHash, row) : seal(prevHash, row, given);
+    rows.push({ ...row, prevHash, hash });
+    texts.push(text);
+    prevHash = hash;
+  }
+  return { rows, texts };
 }

@@ -68,13 +68,23 @@ export interface AuditInput {
   type: string;
   id: string;
   data: Record<string, unknown>;
+  /**
+   * The canonical JSON of `data` when the caller has it (AuditLog always does): a store may keep and
+   * seal this text as is instead of serializing `data` again.
+   */
+  text?: string;
 }
 
 /**
  * Computes a row's hash from the previous hash and the row (audit owns the canonical form; the store
  * only guarantees the chain is extended atomically, one writer at a time, across processes).
  */
-export type AuditSealer = (prevHash: string, row: Omit<AuditRow, 'hash' | 'prevHash'>) => string;
+export type AuditSealer = (
+  prevHash: string,
+  row: Omit<AuditRow, 'hash' | 'prevHash'>,
+  /** The canonical JSON of `row.data`, when known (saves serializing it again). */
+  dataText?: string,
+) => string;
 
 export interface AuditCheckpoint {
   seq: number;

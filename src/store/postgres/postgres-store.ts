@@ -3,7 +3,6 @@
 // LISTEN/NOTIFY with a catch-up read on every (re)connect and a slow poll as a safety net.
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
-import { GENESIS_HASH } from '../store.js';
 import type {
   AuditCheckpoint,
   AuditInput,
@@ -24,7 +23,7 @@ import type {
   SubjectTokenUseInput,
 } from '../store.js';
 import { GatehouseError } from '../../lib/errors.js';
-import { KEY_PATCH_COLUMNS, notFound, stringOrNull, toClient, toSession } from '../rows.js';
+import { chainAuditRows, KEY_PATCH_COLUMNS, notFound, stringOrNull, toClient, toSession } from '../rows.js';
 import type { JsonColumn, Row, SessionRow } from '../rows.js';
 import { checkMigrations, latestVersion, pendingMigrations } from '../migrations.js';
 import { POSTGRES_MIGRATIONS } from './schema.js';
@@ -441,20 +440,7 @@ export class PostgresStore implements Store {
         // One writer at a time across every replica: the lock is held until commit, so the next
         // writer reads the head this one wrote.
         await tx`SELECT pg_advisory_xact_lock(${LOCK_SPACE}::int, ${LOCK.audit}::int)`;
-        const head = await auditHead(tx);
-        let seq = head?.seq ?? 0;
-        let prevHash = head?.hash ?? GENESIS_HASH;
-        const stored: AuditRow[] = [];
-        for (const rec of records) {
-          seq += 1;
-          // The sealer sees exactly what a reader will get back, so verification recomputes the same hash.
-          const text = JSON.stringify(rec.data);
-          const data = JSON.parse(text) as Record<string, unknown>;
-          const row = { seq, ts: rec.ts, type: rec.type, id: rec.id, data };
-          const hash = seal(prevHash, row);
-          stored.push({ ...row, prevHash, hash });
-          prevHash = hash;
-        }
+        const { rows: stored } = chainAuditRows(records, await auditHead(tx), seal);
         // One statement for the batch, after the sealer ran for every row (a throwing sealer inserts
         // nothing). The batch travels as JSON text; json_to_recordset keeps each row's data text as is.
         const batch = stored.map((r) => ({

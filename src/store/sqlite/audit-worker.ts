@@ -46,7 +46,11 @@ port.on('message', (m: WorkerRequest) => {
     post({
       kind: 'done',
       n: m.n,
-      rows: appendAuditRows(db, prepare, m.records as AuditInput[], sealAuditRow),
+      rows: appendAuditRows(db, prepare, m.records as AuditInput[], sealAuditRow).map((r) => ({
+        seq: r.seq,
+        prevHash: r.prevHash,
+        hash: r.hash,
+      })),
     });
   } catch (e) {
     post({ kind: 'done', n: m.n, error: describe(e) });

@@ -11,17 +11,24 @@ export interface WorkerStart {
 }
 /** Main thread → worker. */
 export type WorkerRequest = { kind: 'append'; n: number; records: AuditInput[] } | { kind: 'close' };
+/** What the thread answers per appended row; the rest of the row is what was sent. */
+export interface WorkerRow {
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
 /** Worker → main thread. */
 export type WorkerReply =
   | { kind: 'ready' }
   | { kind: 'failed'; error: WorkerError }
-  | { kind: 'done'; n: number; rows?: AuditRow[]; error?: WorkerError };
+  | { kind: 'done'; n: number; rows?: WorkerRow[]; error?: WorkerError };
 interface WorkerError {
   message: string;
   sqliteCode?: string;
 }
 
 interface Waiting {
+  records: AuditInput[];
   resolve: (rows: AuditRow[]) => void;
   reject: (e: unknown) => void;
 }
@@ -75,9 +82,16 @@ export class AuditWriter {
     if (this.#dead || this.#closing)
       return Promise.reject(new Error('the audit writer thread is not running'));
     const n = ++this.#next;
-    const done = new Promise<AuditRow[]>((resolve, reject) => this.#waiting.set(n, { resolve, reject }));
+    const done = new Promise<AuditRow[]>((resolve, reject) =>
+      this.#waiting.set(n, { records, resolve, reject }),
+    );
     if (this.#waiting.size === 1) this.#worker.ref();
-    this.#worker.postMessage({ kind: 'append', n, records } satisfies WorkerRequest);
+    // Records with their canonical text cross the thread as text alone: one string is cheaper to copy
+    // than the object, and the thread neither serializes nor parses it again.
+    const sent = records.map((r) =>
+      r.text === undefined ? r : ({ ts: r.ts, type: r.type, id: r.id, text: r.text } as AuditInput),
+    );
+    this.#worker.postMessage({ kind: 'append', n, records: sent } satisfies WorkerRequest);
     return done;
   }
 
@@ -106,7 +120,27 @@ export class AuditWriter {
     // Closing keeps the reference until the thread has exited.
     if (this.#waiting.size === 0 && !this.#closing) this.#worker.unref();
     if (m.error) w.reject(toError(m.error));
-    else w.resolve(m.rows ?? []);
+    else {
+      const rows = m.rows ?? [];
+      if (rows.length !== w.records.length) {
+        w.reject(new Error(`the audit writer thread returned ${rows.length} rows for ${w.records.length}`));
+        return;
+      }
+      w.resolve(
+        rows.map((r, i) => {
+          const rec = w.records[i] as AuditInput;
+          return {
+            seq: r.seq,
+            ts: rec.ts,
+            type: rec.type,
+            id: rec.id,
+            data: rec.data,
+            prevHash: r.prevHash,
+            hash: r.hash,
+          };
+        }),
+      );
+    }
   }
 
   /** The thread is gone: whatever it had not answered is refused, and the store appends itself from now on. */

@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { AuditLog, canonicalJson, newAuditId, verifyAuditLog } from '../../../src/audit/index.js';
+import { sealAuditRow } from '../../../src/audit/seal.js';
 import { isGatehouseError } from '../../../src/lib/errors.js';
 import type { Store } from '../../../src/store/store.js';
 import { checkpointKeys, memoryLogger, tempStore } from './helpers.js';
@@ -17,6 +18,36 @@ describe('canonicalJson', () => {
     assert.throws(() => canonicalJson({ n: NaN }), TypeError);
     assert.throws(() => canonicalJson({ d: new Date(0) }), TypeError);
     assert.throws(() => canonicalJson({ b: 1n }), TypeError);
+  });
+});
+
+describe('sealAuditRow', () => {
+  test('sealing around the canonical text gives the same hash as sealing the data', () => {
+    // The fast path (AuditLog hands the store canonical text) must hash exactly as verification does.
+    const data = {
+      Zebra: 1,
+      apple: [1.5, -0, 1e21, 'x', null, true, { b: 2, a: '\u00e9\ud83d\ude00' }],
+      'key with "quotes"': 'line\nbreak\u2028',
+      nested: { z: { y: { x: [] } }, a: {} },
+      lone: '\ud800',
+    };
+    const text = canonicalJson(data);
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    const row = {
+      seq: 42,
+      ts: 1_795_000_000_123,
+      type: 'access.allowed',
+      id: 'a_0123456789abcdef',
+      data: parsed,
+    };
+    const prev = 'f'.repeat(64);
+    assert.equal(sealAuditRow(prev, row, text), sealAuditRow(prev, row));
+    assert.equal(
+      canonicalJson(parsed),
+      text,
+      'the stored text parses back to data with the same canonical form',
+    );
+    assert.notEqual(sealAuditRow(prev, row, text), sealAuditRow(prev, { ...row, seq: 43 }, text));
   });
 });
 
