@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js';
 import { KeyRing } from '../keys/keyring.js';
 import { parseKek } from '../keys/seal.js';
 import { RotationScheduler } from '../keys/rotation.js';
+import { StoreMaintenance } from './maintenance.js';
 import { AuditLog, FloodGuard, createCheckpointSigner } from '../audit/index.js';
 import { RevocationSet } from '../revocation/index.js';
 import { ClientRegistry } from '../issuer/clients.js';
@@ -49,6 +50,8 @@ export interface StartOptions {
   configFile?: string;
   /** Where /metrics gets its text; default this instance's registry (a cluster worker asks the primary). */
   metricsSource?: () => Promise<{ text: string; contentType: string }>;
+  /** How often housekeeping looks for expired rows (default 5 minutes; tests shorten it). */
+  maintenanceIntervalMs?: number;
 }
 
 export interface Gatehouse {
@@ -64,6 +67,8 @@ export interface Gatehouse {
   readonly revocations: RevocationSet;
   /** Signing-key rotation on schedule; `tick()` runs one check now. */
   readonly rotation: RotationScheduler;
+  /** Removes expired rows from the store every few minutes; `tick()` runs one round now. */
+  readonly maintenance: StoreMaintenance;
   /** Whether the store answers; what keeps serving without it (docs/scaling.md). */
   readonly storeHealth: StoreHealth;
   readonly metrics: Metrics;
@@ -265,6 +270,20 @@ export async function startGatehouse(
     });
     rotation.start();
     cleanups.push(() => rotation.stop());
+    // Expired revocations, oidc-provider records, sessions and single-use records: one process of
+    // many removes them every few minutes (docs/operations.md#housekeeping).
+    const maintenance = new StoreMaintenance({
+      store,
+      now,
+      graceMs: config.tokens.clock_skew,
+      ...(opts.maintenanceIntervalMs !== undefined ? { intervalMs: opts.maintenanceIntervalMs } : {}),
+      logger,
+      onPruned: (counts) => {
+        for (const [table, n] of Object.entries(counts)) if (n > 0) metrics.storePruned.inc({ table }, n);
+      },
+    });
+    maintenance.start();
+    cleanups.push(() => maintenance.stop());
 
     // Routes are compiled once here; the hot path touches no database.
     // The proxy owns the one decision path (its gate), which forward-auth and websockets share; the
@@ -443,6 +462,7 @@ export async function startGatehouse(
       refusalGuard,
       revocations,
       rotation,
+      maintenance,
       storeHealth: health,
       metrics,
       proxy,

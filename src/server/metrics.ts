@@ -25,6 +25,8 @@ export interface Metrics {
   configReloads: Counter<'outcome'>;
   /** Requests refused by a rate limit, by limit (token, login). */
   rateLimited: Counter<'limit'>;
+  /** Expired rows the housekeeping rounds removed, by table (src/server/maintenance.ts). */
+  storePruned: Counter<'table'>;
 }
 
 /** Where the scrape-time gauges read from; without them the gauges stay empty. */
@@ -110,6 +112,12 @@ export function createMetrics(sources?: MetricSources): Metrics {
       name: 'gatehouse_rate_limited_total',
       help: 'Requests refused by a per-address rate limit, by limit (token, login)',
       labelNames: ['limit'],
+      registers: [registry],
+    }),
+    storePruned: new Counter({
+      name: 'gatehouse_store_pruned_rows_total',
+      help: 'Expired rows removed from the store by housekeeping, by table',
+      labelNames: ['table'],
       registers: [registry],
     }),
     keyAge: new Gauge({

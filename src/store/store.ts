@@ -200,6 +200,11 @@ export interface Store {
   oidcConsume(model: string, id: string, at: number): Promise<boolean>;
   oidcDestroy(model: string, id: string): Promise<void>;
   oidcRevokeByGrantId(grantId: string): Promise<void>;
+  /**
+   * Deletes adapter rows whose expiresAt <= now (rows without an expiry stay); returns how many.
+   * Housekeeping only: finds already ignore expired rows.
+   */
+  oidcPruneExpired(now: number): Promise<number>;
 
   /** Appends records atomically at the head of the single chain; returns them as stored. */
   appendAudit(records: AuditInput[], seal: AuditSealer): Promise<AuditRow[]>;
@@ -213,13 +218,17 @@ export interface Store {
   insertRevocation(r: RevocationInput): Promise<RevocationRecord>;
   /** Revocations with id > afterId, oldest first (the change feed's catch-up read). */
   listRevocations(afterId?: number): Promise<RevocationRecord[]>;
+  /**
+   * Deletes revocations whose expiresAt <= now; those without an expiry (subjects, clients) stay.
+   * Returns how many. Callers leave a margin for clocks (src/server/maintenance.ts).
+   */
   pruneRevocations(now: number): Promise<number>;
 
   /**
    * Records the use of a single-use subject token: true when this call is its first use, false when
    * an unexpired record of the same issuer and jti exists. Atomic across processes (one statement:
-   * of concurrent callers exactly one gets true). A record past its expiresAt counts as absent;
-   * such records are pruned along the way (at most every 30 s per instance, a minute after expiry).
+   * of concurrent callers exactly one gets true). A record past its expiresAt counts as absent (and
+   * is taken over); the server's maintenance loop prunes such records.
    */
   consumeSubjectToken(use: SubjectTokenUseInput, now: number): Promise<boolean>;
   /** Deletes subject token uses whose expiresAt <= now; returns how many. */
@@ -230,6 +239,8 @@ export interface Store {
   listSessions(subject?: string): Promise<SessionRecord[]>;
   revokeSessions(filter: { id?: string; subject?: string }, at: number): Promise<number>;
   deleteSession(id: string): Promise<void>;
+  /** Deletes sessions whose expiresAt <= now (revoked or not); returns how many. */
+  pruneSessions(now: number): Promise<number>;
 
   /** Takes or renews a named lease for `holder` until now+ttlMs; false when another holder has it. */
   tryLease(name: string, holder: string, ttlMs: number, now: number): Promise<boolean>;

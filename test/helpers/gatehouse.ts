@@ -36,6 +36,8 @@ export async function startTestGatehouse(
     now?: () => number;
     /** sqlite (a temp file) or postgres (a fresh database from testDatabase(), dropped on close). */
     store?: 'sqlite' | 'postgres';
+    /** How often the server's housekeeping looks for expired rows (default 5 minutes). */
+    maintenanceIntervalMs?: number;
   } = {},
 ): Promise<TestGatehouse> {
   const dir = tempDir();
@@ -60,6 +62,7 @@ export async function startTestGatehouse(
     issuerFromAddress: true,
     logger: createLogger({ level: 'silent' }),
     now: opts.now,
+    maintenanceIntervalMs: opts.maintenanceIntervalMs,
   });
   return {
     gh,

@@ -372,6 +372,28 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
           assert.deepEqual(await store.oidcFind('Grant', 'g1'), { accountId: 'alice' });
         });
       });
+
+      test('prune removes exactly the rows whose expiry is at or before now, of every model', async () => {
+        await withStore(async (store, fx) => {
+          const t = Date.now() + 3_600_000;
+          await store.oidcUpsert('Session', 'gone-1', { uid: 'u1' }, t - 1);
+          await store.oidcUpsert('Interaction', 'gone-2', { uid: 'u2' }, t);
+          await store.oidcUpsert('Grant', 'kept-1', { accountId: 'alice' }, t + 1);
+          await store.oidcUpsert('AuthorizationCode', 'kept-2', { grantId: 'g' }, t + 60_000);
+          await store.oidcUpsert('Client', 'kept-3', { client_id: 'c' }, null);
+          const other = await fx.reopen();
+          assert.equal(await other.oidcPruneExpired(t), 2);
+          assert.equal(await store.oidcPruneExpired(t), 0, 'nothing more is due');
+          // The rest are still there (and live: the clock has not reached them).
+          assert.deepEqual(await store.oidcFind('Grant', 'kept-1'), { accountId: 'alice' });
+          assert.deepEqual(await store.oidcFind('AuthorizationCode', 'kept-2'), { grantId: 'g' });
+          assert.equal(await store.oidcPruneExpired(t + 1), 1);
+          assert.equal(await store.oidcFind('Grant', 'kept-1'), undefined);
+          // A row without an expiry is never pruned.
+          assert.equal(await store.oidcPruneExpired(Number.MAX_SAFE_INTEGER), 1);
+          assert.deepEqual(await store.oidcFind('Client', 'kept-3'), { client_id: 'c' });
+        });
+      });
     });
 
     describe('audit', () => {
@@ -545,6 +567,34 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
           assert.ok(r4.id > r3.id);
         });
       });
+
+      test('prune removes exactly the revocations whose end is at or before now; those without one stay', async () => {
+        await withStore(async (store, fx) => {
+          const rev = (
+            kind: 'jti' | 'subject' | 'client' | 'session',
+            value: string,
+            expiresAt: number | null,
+          ) => store.insertRevocation({ kind, value, issuer: null, reason: null, revokedAt: 100, expiresAt });
+          const gone = [await rev('jti', 'j-before', 9_999), await rev('jti', 'j-at', 10_000)];
+          const kept = [
+            await rev('jti', 'j-after', 10_001),
+            await rev('session', 's-after', 20_000),
+            await rev('subject', 'alice', null),
+            await rev('client', 'ci', null),
+            await rev('jti', 'j-no-end', null),
+          ];
+          assert.equal(gone.length, 2);
+          const other = await fx.reopen();
+          assert.equal(await other.pruneRevocations(10_000), 2);
+          assert.deepEqual(await store.listRevocations(), kept);
+          assert.equal(await store.pruneRevocations(10_000), 0);
+          assert.equal(await store.pruneRevocations(Number.MAX_SAFE_INTEGER), 2);
+          assert.deepEqual(
+            (await store.listRevocations()).map((r) => r.value),
+            ['alice', 'ci', 'j-no-end'],
+          );
+        });
+      });
     });
 
     describe('single-use subject tokens', () => {
@@ -589,13 +639,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
         });
       });
 
-      test('recording a use prunes expired ones along the way', async () => {
+      test('recording a use leaves expired ones for the housekeeping prune', async () => {
         await withStore(async (store) => {
-          // An hour on, the piggybacked prune (a minute's grace, at most every 30 s) has run.
           const t = 1_000_000;
           assert.equal(await store.consumeSubjectToken(use('a', t + 500), t), true);
           assert.equal(await store.consumeSubjectToken(use('b', t + 3_600_000 * 2), t + 3_600_000), true);
-          assert.equal(await store.pruneSubjectTokenUses(t + 3_600_000), 0, 'the expired use was left');
+          assert.equal(await store.pruneSubjectTokenUses(t + 3_600_000), 1, 'only the expired use is pruned');
+          assert.equal(await store.consumeSubjectToken(use('b', t + 3_600_000 * 2), t + 3_600_001), false);
         });
       });
 
@@ -654,6 +704,26 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
 
           await assert.rejects(store.revokeSessions({}, 1), TypeError);
           assert.equal((await store.listSessions()).filter((s) => s.revokedAt === null).length, 0);
+        });
+      });
+
+      test('prune removes exactly the sessions whose expiry is at or before now, revoked or not', async () => {
+        await withStore(async (store, fx) => {
+          const t = 5_000_000;
+          const kept = [
+            session('s-live', 'alice', { createdAt: 1, expiresAt: t + 1 }),
+            session('s-revoked-live', 'alice', { createdAt: 2, expiresAt: t + 60_000, revokedAt: 10 }),
+          ];
+          const gone = [
+            session('s-before', 'bob', { createdAt: 3, expiresAt: t - 1 }),
+            session('s-at', 'bob', { createdAt: 4, expiresAt: t }),
+            session('s-revoked-gone', 'bob', { createdAt: 5, expiresAt: t - 60_000, revokedAt: 20 }),
+          ];
+          for (const s of [...kept, ...gone]) await store.upsertSession(s);
+          const other = await fx.reopen();
+          assert.equal(await other.pruneSessions(t), 3);
+          assert.deepEqual(await store.listSessions(), kept);
+          assert.equal(await store.pruneSessions(t), 0);
         });
       });
     });

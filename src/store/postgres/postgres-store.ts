@@ -55,10 +55,6 @@ const LOCK = { migrations: 1, audit: 2, changes: 3, revocations: 4 } as const;
 
 const MAX_CHANGE_ROWS = 10_000;
 const CHANGE_PRUNE_EVERY_MS = 30_000;
-/** Pruning expired subject token uses, piggybacked on recording one, runs at most this often… */
-const USE_PRUNE_EVERY_MS = 30_000;
-/** …and leaves a minute's grace, so a replica whose clock runs behind this one's never sees a use vanish early. */
-const USE_PRUNE_GRACE_MS = 60_000;
 const HEARTBEAT_PREFIX = 'hb:';
 
 type Sql = postgres.Sql<{ bigint: number }>;
@@ -83,7 +79,6 @@ export class PostgresStore implements Store {
   readonly #watchers = new Set<Watcher>();
   #closed = false;
   #lastChangePrune = 0;
-  #lastUsePrune = 0;
   #timer: NodeJS.Timeout | undefined;
   #listen: Promise<postgres.ListenMeta | undefined> | undefined;
   /** The heartbeat sent on the last tick, cleared when this instance hears it back. */
@@ -568,10 +563,6 @@ export class PostgresStore implements Store {
 
   async consumeSubjectToken(use: SubjectTokenUseInput, now: number): Promise<boolean> {
     return this.#run('consumeSubjectToken', async () => {
-      if (now - this.#lastUsePrune >= USE_PRUNE_EVERY_MS) {
-        this.#lastUsePrune = now;
-        await this.#sql`DELETE FROM subject_token_uses WHERE expires_at <= ${now - USE_PRUNE_GRACE_MS}`;
-      }
       // One statement: a concurrent recorder of the same token waits on the row, then re-checks the
       // WHERE against the winner's row, so exactly one of them records it. A record that has expired
       // (not yet pruned) is taken over, as the token it stood for can no longer be used.
@@ -642,6 +633,13 @@ export class PostgresStore implements Store {
 
   async deleteSession(id: string): Promise<void> {
     await this.#run('deleteSession', () => this.#sql`DELETE FROM sessions WHERE id = ${id}`);
+  }
+
+  async pruneSessions(now: number): Promise<number> {
+    return this.#run(
+      'pruneSessions',
+      async () => (await this.#sql`DELETE FROM sessions WHERE expires_at <= ${now}`).count,
+    );
   }
 
   // ---- leases ------------------------------------------------------------------------------------

@@ -55,10 +55,6 @@ export interface SqliteStoreOptions {
 const MAX_CHANGE_ROWS = 10_000;
 /** Pruning the change table runs at most this often. */
 const CHANGE_PRUNE_EVERY_MS = 30_000;
-/** Pruning expired subject token uses, piggybacked on recording one, runs at most this often… */
-const USE_PRUNE_EVERY_MS = 30_000;
-/** …and leaves a minute's grace, so a replica whose clock runs behind this one's never sees a use vanish early. */
-const USE_PRUNE_GRACE_MS = 60_000;
 
 /**
  * Feeds of every open store in this process, by file: a publish tells them all at once instead of
@@ -122,7 +118,6 @@ export class SqliteStore implements Store {
   #auditWriter: AuditWriter | undefined;
   #closed = false;
   #lastChangePrune = 0;
-  #lastUsePrune = 0;
 
   constructor(options: SqliteStoreOptions) {
     if (typeof options?.path !== 'string' || options.path === '') {
@@ -682,10 +677,6 @@ export class SqliteStore implements Store {
 
   async consumeSubjectToken(use: SubjectTokenUseInput, now: number): Promise<boolean> {
     return this.#run('consumeSubjectToken', () => {
-      if (now - this.#lastUsePrune >= USE_PRUNE_EVERY_MS) {
-        this.#lastUsePrune = now;
-        this.#stmt('DELETE FROM subject_token_uses WHERE expires_at <= ?').run(now - USE_PRUNE_GRACE_MS);
-      }
       // One statement, so two processes recording the same token cannot both insert; a record that
       // has expired (not yet pruned) is taken over, as the token it stood for can no longer be used.
       const r = this.#stmt(
@@ -764,6 +755,13 @@ export class SqliteStore implements Store {
     this.#run('deleteSession', () => {
       this.#stmt('DELETE FROM sessions WHERE id = ?').run(id);
     });
+  }
+
+  async pruneSessions(now: number): Promise<number> {
+    return this.#run(
+      'pruneSessions',
+      () => this.#stmt('DELETE FROM sessions WHERE expires_at <= ?').run(now).changes,
+    );
   }
 
   // ---- leases ------------------------------------------------------------------------------------
