@@ -28,6 +28,15 @@ import {
   LOGIN_COOKIE_HTTPS,
 } from './cookie.js';
 import { escapeHtml, readForm, redirect, sendHtml, sendJson, sendMoveOn } from './html.js';
+import {
+  BINDING_PARAM,
+  HANDOFF_COOKIE_TTL_SEC,
+  bindingMatches,
+  bindingOf,
+  handoffCookieName,
+  isBinding,
+  newNonce,
+} from './handoff-binding.js';
 
 /** Store model names (the oidc table doubles as short-lived single-use records). */
 const LOGIN_MODEL = 'GatehouseLogin';
@@ -46,7 +55,18 @@ interface LoginRecord {
   nonce: string;
   codeVerifier: string;
   returnTo: string;
+  /** For a return to another host: the hash of the nonce that host's cookie holds (handoff-binding.ts). */
+  binding?: string;
   createdAt: number;
+}
+
+interface TicketRecord {
+  [key: string]: unknown;
+  sid: string;
+  returnTo: string;
+  binding: string;
+  createdAt: number;
+  consumed?: number;
 }
 
 /** The person record `findAccount` reads (src/issuer/accounts.ts): the last mapped claims. */
@@ -205,8 +225,30 @@ export class SsoBrowserAuth implements BrowserAuth {
     })();
   }
 
-  async startLogin(_req: IncomingMessage, res: ServerResponse, returnTo: string): Promise<void> {
-    redirect(res, `${this.#url('/.gatehouse/login')}?rd=${encodeURIComponent(returnTo)}`, 302);
+  async startLogin(req: IncomingMessage, res: ServerResponse, returnTo: string): Promise<void> {
+    const q = new URLSearchParams({ rd: returnTo });
+    // Coming back to another host goes through a hand-off ticket there: bind it to this browser now,
+    // while the browser is on that host (this answer lands there, through the proxy or forward-auth).
+    if (!this.#sameHostAsIssuer(returnTo)) q.set(BINDING_PARAM, this.#bindBrowser(req, res, returnTo));
+    redirect(res, `${this.#url('/.gatehouse/login')}?${q}`, 302);
+  }
+
+  #sameHostAsIssuer(url: string): boolean {
+    return new URL(url).host === this.#issuer.host;
+  }
+
+  /**
+   * Gives the browser a hand-off nonce in a host-only cookie on the return URL's host (the host this
+   * response is for) and returns its binding. A nonce the browser already holds is kept, so sign-ins
+   * started in several tabs at once all match it; the hand-off that uses it clears it.
+   */
+  #bindBrowser(req: IncomingMessage, res: ServerResponse, returnTo: string): string {
+    const secure = new URL(returnTo).protocol === 'https:';
+    const name = handoffCookieName(secure);
+    const held = readCookies(req).get(name);
+    const nonce = isBinding(held) ? held : newNonce();
+    appendSetCookie(res, serializeCookie(name, nonce, { secure, maxAgeSec: HANDOFF_COOKIE_TTL_SEC }));
+    return bindingOf(nonce);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -264,6 +306,8 @@ export class SsoBrowserAuth implements BrowserAuth {
     try {
       auditId = (
         await this.#o.audit.append('login.refused', {
+          // What the refusal adds for the record (never shown to the client); the fields below win.
+          ...(isRecord(err.details.audit) ? err.details.audit : {}),
           path,
           code: err.code,
           reason: err.expose ? err.message : 'internal error',
@@ -281,18 +325,30 @@ export class SsoBrowserAuth implements BrowserAuth {
       return;
     }
     const hint = err.details.hint ? `<p>${escapeHtml(String(err.details.hint))}</p>` : '';
+    // Where to start again: a refusal that knows the page the person was going to names it.
+    const again =
+      typeof err.details.retry === 'string'
+        ? `<a href="${escapeHtml(err.details.retry)}">Start the sign-in again</a>`
+        : `<a href="${escapeHtml(this.#url('/.gatehouse/login'))}">Sign in again</a>`;
     sendHtml(
       res,
       err.status,
       'Sign-in refused',
-      `<p>${escapeHtml(err.expose ? err.message : 'Something went wrong.')}</p>${hint}<p><code>${escapeHtml(err.code)}</code>${auditId ? ` · audit id <code>${escapeHtml(auditId)}</code>` : ''}</p><p><a href="${escapeHtml(this.#url('/.gatehouse/login'))}">Sign in again</a></p>`,
+      `<p>${escapeHtml(err.expose ? err.message : 'Something went wrong.')}</p>${hint}<p><code>${escapeHtml(err.code)}</code>${auditId ? ` · audit id <code>${escapeHtml(auditId)}</code>` : ''}</p><p>${again}</p>`,
     );
   }
 
   async #login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const returnTo = this.#checkReturn(url.searchParams.get('rd'));
+    let binding: string | undefined;
+    if (!this.#sameHostAsIssuer(returnTo)) {
+      const presented = url.searchParams.get(BINDING_PARAM);
+      if (!isBinding(presented)) return this.#bindFirst(req, res, url, returnTo);
+      binding = presented;
+    }
     const existing = await this.#sessionOf(req);
-    if (existing && !url.searchParams.has('connector')) return this.#sendBack(res, existing, returnTo);
+    if (existing && !url.searchParams.has('connector'))
+      return this.#sendBack(res, existing, returnTo, binding);
     if (this.#connectors.size === 0) {
       throw new GatehouseError('ERR_USAGE', 'no upstream IdP is configured (connectors: is empty)', {
         hint: 'add a connectors: entry to the configuration (docs/sso.md)',
@@ -312,10 +368,16 @@ export class SsoBrowserAuth implements BrowserAuth {
         c.config.email_domains.some((d) => d.toLowerCase() === domain),
       );
     }
-    if (!connector) return this.#chooser(res, returnTo, email);
+    if (!connector) return this.#chooser(res, returnTo, email, binding);
 
     const checks = newLoginChecks();
-    const record: LoginRecord = { connector: connector.id, ...checks, returnTo, createdAt: this.#o.now() };
+    const record: LoginRecord = {
+      connector: connector.id,
+      ...checks,
+      returnTo,
+      ...(binding ? { binding } : {}),
+      createdAt: this.#o.now(),
+    };
     await this.#o.store.oidcUpsert(LOGIN_MODEL, checks.state, record, this.#o.now() + LOGIN_TTL_MS);
     // `prompt=login` asks the IdP for the password again (switching person on a shared machine).
     const prompt = url.searchParams.get('prompt');
@@ -343,19 +405,59 @@ export class SsoBrowserAuth implements BrowserAuth {
     redirect(res, target.href, 302);
   }
 
-  #chooser(res: ServerResponse, returnTo: string, email: string): void {
+  /**
+   * A sign-in for a page on another host that reached Gatehouse's login without a binding (a link to the
+   * login page, nginx's sign-in hint): the browser first goes to that host's own /.gatehouse/login, which
+   * gives it the hand-off nonce and sends it back here with the binding.
+   */
+  #bindFirst(req: IncomingMessage, res: ServerResponse, url: URL, returnTo: string): void {
+    const target = new URL(returnTo);
+    const q = new URLSearchParams(url.searchParams);
+    q.set('rd', returnTo);
+    if (req.headers.host?.toLowerCase() === target.host) {
+      q.delete('bounced');
+      q.set(BINDING_PARAM, this.#bindBrowser(req, res, returnTo));
+      return redirect(res, `${this.#url('/.gatehouse/login')}?${q}`, 302);
+    }
+    // One hop at most: if the route's host does not pass /.gatehouse/ to Gatehouse with its own Host, the
+    // request comes back here unbound (or as a return URL pointing at that login page): say so, no loop.
+    if (url.searchParams.has('bounced') || target.pathname === '/.gatehouse/login') {
+      throw new GatehouseError(
+        'ERR_LOGIN_STATE_INVALID',
+        `a sign-in for ${target.host} must start on ${target.host}, and ${target.origin}/.gatehouse/login did not reach Gatehouse with that host`,
+        {
+          field: 'host',
+          expected: target.host,
+          actual: req.headers.host ?? null,
+          hint: `send ${target.origin}/.gatehouse/ to Gatehouse and pass the Host header unchanged (docs/sso.md)`,
+        },
+      );
+    }
+    q.set('bounced', '1');
+    redirect(res, `${target.origin}/.gatehouse/login?${q}`, 302);
+  }
+
+  #chooser(res: ServerResponse, returnTo: string, email: string, binding: string | undefined): void {
+    const keep = (q: URLSearchParams): URLSearchParams => {
+      q.set('rd', returnTo);
+      if (binding) q.set(BINDING_PARAM, binding);
+      return q;
+    };
     const items = [...this.#connectors.values()]
       .map(
         (c) =>
-          `<li><a href="${escapeHtml(`${this.#url('/.gatehouse/login')}?connector=${encodeURIComponent(c.id)}&rd=${encodeURIComponent(returnTo)}`)}">${escapeHtml(c.displayName)}</a></li>`,
+          `<li><a href="${escapeHtml(`${this.#url('/.gatehouse/login')}?${keep(new URLSearchParams({ connector: c.id }))}`)}">${escapeHtml(c.displayName)}</a></li>`,
       )
+      .join('');
+    const hidden = [...keep(new URLSearchParams({ via: 'form' }))]
+      .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`)
       .join('');
     const note = email ? `<p>No sign-in is set up for ${escapeHtml(email)}; choose one:</p>` : '';
     sendHtml(
       res,
       200,
       'Sign in',
-      `${note}<form method="get" action="${escapeHtml(this.#url('/.gatehouse/login'))}"><input type="hidden" name="rd" value="${escapeHtml(returnTo)}"><input type="hidden" name="via" value="form"><label>Email <input name="email" type="email" autocomplete="email" value="${escapeHtml(email)}"></label> <button>Continue</button></form><ul>${items}</ul>`,
+      `${note}<form method="get" action="${escapeHtml(this.#url('/.gatehouse/login'))}">${hidden}<label>Email <input name="email" type="email" autocomplete="email" value="${escapeHtml(email)}"></label> <button>Continue</button></form><ul>${items}</ul>`,
     );
   }
 
@@ -424,7 +526,7 @@ export class SsoBrowserAuth implements BrowserAuth {
       refreshToken: result.refreshToken,
       idToken: result.idToken,
     });
-    await this.#sendBack(res, live, rec.returnTo);
+    await this.#sendBack(res, live, rec.returnTo, rec.binding);
   }
 
   async #createSession(
@@ -482,24 +584,37 @@ export class SsoBrowserAuth implements BrowserAuth {
   }
 
   /** Back to where the person was going; to another host through a one-time ticket that sets its cookie. */
-  async #sendBack(res: ServerResponse, live: LiveSession, returnTo: string): Promise<void> {
+  async #sendBack(
+    res: ServerResponse,
+    live: LiveSession,
+    returnTo: string,
+    binding: string | undefined,
+  ): Promise<void> {
     const target = new URL(returnTo);
     if (target.host === this.#issuer.host) return redirect(res, target.href);
+    // #login binds every sign-in for another host; a login state from before bindings existed has none.
+    if (!binding) {
+      throw new GatehouseError(
+        'ERR_LOGIN_STATE_INVALID',
+        `this sign-in for ${target.host} was not started on ${target.host}`,
+        { retry: this.#retryUrl(target) },
+      );
+    }
     const ticket = randomBytes(24).toString('base64url');
-    await this.#o.store.oidcUpsert(
-      TICKET_MODEL,
-      ticket,
-      { sid: live.record.id, returnTo: target.href, createdAt: this.#o.now() },
-      this.#o.now() + TICKET_TTL_MS,
-    );
+    const record: TicketRecord = {
+      sid: live.record.id,
+      returnTo: target.href,
+      binding,
+      createdAt: this.#o.now(),
+    };
+    await this.#o.store.oidcUpsert(TICKET_MODEL, ticket, record, this.#o.now() + TICKET_TTL_MS);
     redirect(res, `${target.origin}/.gatehouse/session?ticket=${ticket}`);
   }
 
   async #handoff(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const ticket = url.searchParams.get('ticket') ?? '';
     const rec = ticket
-      ? ((await this.#o.store.oidcFind(TICKET_MODEL, ticket)) as
-          { sid: string; returnTo: string; createdAt: number; consumed?: number } | undefined)
+      ? ((await this.#o.store.oidcFind(TICKET_MODEL, ticket)) as TicketRecord | undefined)
       : undefined;
     if (!rec || rec.consumed || this.#o.now() - rec.createdAt > TICKET_TTL_MS) {
       throw new GatehouseError(
@@ -519,9 +634,35 @@ export class SsoBrowserAuth implements BrowserAuth {
     if (req.headers.host?.toLowerCase() !== target.host) {
       throw new GatehouseError('ERR_LOGIN_STATE_INVALID', 'this sign-in hand-off is for another host');
     }
-    const live = await this.sessions.get(rec.sid);
-    if (!live) throw new GatehouseError('ERR_LOGIN_STATE_INVALID', 'the session of this hand-off has ended');
     const secure = target.protocol === 'https:';
+    // Login CSRF: a ticket is good only in the browser that started its sign-in (handoff-binding.ts).
+    // Someone else's ticket, opened here, would sign this browser in as them.
+    const nonce = readCookies(req).get(handoffCookieName(secure));
+    if (!nonce || !isBinding(rec.binding) || !bindingMatches(nonce, rec.binding)) {
+      throw new GatehouseError(
+        'ERR_LOGIN_STATE_INVALID',
+        'this sign-in link was not started in this browser, so it is refused: it would sign you in as whoever started it',
+        {
+          field: handoffCookieName(secure),
+          actual: nonce ? 'another sign-in' : 'missing',
+          hint: `If you did not open a sign-in link on purpose, someone may have sent it to you. To sign in to ${target.host} as yourself, start again.`,
+          retry: this.#retryUrl(target),
+          // Whose ticket it was: the person who may have sent it (the session is theirs to revoke).
+          audit: {
+            refusal: 'not_this_browser',
+            host: target.host,
+            ticket_sid: rec.sid,
+            ticket_sub: await this.#subjectOf(rec.sid),
+          },
+        },
+      );
+    }
+    const live = await this.sessions.get(rec.sid);
+    if (!live)
+      throw new GatehouseError('ERR_LOGIN_STATE_INVALID', 'the session of this hand-off has ended', {
+        retry: this.#retryUrl(target),
+      });
+    appendSetCookie(res, serializeCookie(handoffCookieName(secure), '', { secure, maxAgeSec: 0 }));
     appendSetCookie(
       res,
       serializeCookie(sessionCookieName(secure), this.#sealer.seal(rec.sid, SESSION_PURPOSE), {
@@ -530,6 +671,16 @@ export class SsoBrowserAuth implements BrowserAuth {
       }),
     );
     redirect(res, target.href);
+  }
+
+  /** A fresh sign-in for a page on a route's host, started on that host (so it binds this browser). */
+  #retryUrl(target: URL): string {
+    return `${target.origin}/.gatehouse/login?${new URLSearchParams({ rd: target.href })}`;
+  }
+
+  /** Whose session a ticket names, for the audit record of its refusal (null once it is gone). */
+  async #subjectOf(sid: string): Promise<string | null> {
+    return (await this.#o.store.getSession(sid).catch(() => undefined))?.subject ?? null;
   }
 
   async #logoutPage(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -622,6 +773,10 @@ export class SsoBrowserAuth implements BrowserAuth {
 /** The answer to a sign-out: a page, not a redirect, so it shows on the host where the form was. */
 function signedOut(res: ServerResponse): void {
   sendHtml(res, 200, 'Signed out', '<p>You are signed out of Gatehouse.</p>');
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function methodNotAllowed(res: ServerResponse, allow: string): true {

@@ -3,6 +3,7 @@
 // Chromium's host resolver sends *.example.test to the one server, keeping the names in URLs, Host headers
 // and cookie scopes. A person signs in from jira, lands back there with a host-only cookie, reaches grafana
 // without a second password prompt, and signs out on jira: the one session ends on every host and at the IdP.
+// A hand-off URL from someone else's sign-in, opened in this browser, is refused (login CSRF).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -17,11 +18,13 @@ import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 import { startDemoApp, type DemoApp } from '../../src/server/demo-app.js';
 import { tempDir } from '../helpers/gatehouse.js';
 import { DEV_ROLES, devConnector } from '../helpers/sso.js';
+import { CookieJar, loginUntilCallback, send } from '../helpers/http-browser.js';
 
 const ID = 'http://id.example.test';
 const JIRA = 'http://jira.example.test';
 const GRAFANA = 'http://grafana.example.test';
 const COOKIE = 'gatehouse_session';
+const NONCE = 'gatehouse_handoff';
 
 let dir: string;
 let idp: DevIdp;
@@ -159,6 +162,21 @@ test(
     assert.ok(raw, 'the hand-off set the cookie');
     assert.doesNotMatch(raw, /;\s*domain=/i, 'no Domain attribute');
 
+    // The hand-off was bound to this browser: jira's redirect to sign in set a nonce there, host-only,
+    // and the hand-off that used it cleared it.
+    const first = `${JIRA}/browse/X-1?focus=comments`;
+    const nonce = (nav.setCookies.get(first) ?? []).find((c) => c.startsWith(`${NONCE}=`));
+    assert.ok(nonce, `jira's redirect to sign in set ${NONCE}`);
+    for (const attr of [/; HttpOnly/, /; SameSite=Lax/, /; Path=\//, /; Max-Age=600/])
+      assert.match(nonce, attr);
+    assert.doesNotMatch(nonce, /;\s*domain=/i);
+    assert.match((nav.setCookies.get(handoff) ?? []).join('\n'), new RegExp(`${NONCE}=; .*Max-Age=0`));
+    assert.deepEqual(
+      (await ctx.cookies()).filter((c) => c.name === NONCE),
+      [],
+      'no nonce left in the browser',
+    );
+
     // The same session on both hosts.
     const onJira = await whoamiOn(page, JIRA);
     const onId = await whoamiOn(page, ID);
@@ -261,6 +279,68 @@ test(
     await signIn(page, 'alice', 'alice-password');
     await page.waitForURL(`${GRAFANA}/d/abc`);
     assert.equal((await echo(page)).headers['x-gatehouse-user'], 'alice');
+    await ctx.close();
+  },
+);
+
+test(
+  "login CSRF: someone else's fresh hand-off URL, opened in this browser, is refused; this browser is not signed in as them and can start its own sign-in",
+  { skip },
+  async () => {
+    // bob, with any HTTP client, signs in for a jira page and keeps the hand-off URL instead of opening it.
+    const connect = gh.url;
+    const bob = new CookieJar();
+    const start = await send(bob, `${JIRA}/projects/secret`, { connect });
+    assert.equal(start.status, 302, start.text);
+    const { callback } = await loginUntilCallback(
+      bob,
+      ID,
+      { username: 'bob', password: 'bob-password' },
+      { start: start.location ?? '', connect },
+    );
+    const captured = (await send(bob, callback, { connect })).location ?? '';
+    assert.match(captured, new RegExp(`^${JIRA}/\\.gatehouse/session\\?ticket=`));
+
+    // alice's browser opens it within the minute (a link bob sent her).
+    const victim = await browser.newContext();
+    const page = await victim.newPage();
+    const res = await page.goto(captured);
+    assert.equal(res?.status(), 400);
+    const text = (await page.textContent('body')) ?? '';
+    assert.match(text, /not started in this browser/);
+    assert.match(text, /ERR_LOGIN_STATE_INVALID/);
+    assert.equal((await sessionCookies(victim)).size, 0, 'no session cookie on any host');
+    assert.equal(await whoamiOn(await victim.newPage(), JIRA), undefined, 'not signed in to jira as bob');
+
+    // The page offers to start again: alice signs in as herself and lands on the page.
+    await page.click('text=Start the sign-in again');
+    await page.waitForSelector('input[name=password]');
+    assert.ok(page.url().startsWith(idp.url), `at the IdP (${page.url()})`);
+    await signIn(page, 'alice', 'alice-password');
+    await page.waitForURL(`${JIRA}/projects/secret`);
+    assert.equal((await echo(page)).headers['x-gatehouse-user'], 'alice');
+    await victim.close();
+  },
+);
+
+test(
+  "a sign-in link on Gatehouse's own host for a jira page works on a first visit: the browser passes through jira to be bound",
+  { skip },
+  async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    const nav = recordNavigations(page);
+    await page.goto(`${ID}/.gatehouse/login?rd=${encodeURIComponent(`${JIRA}/browse/X-9`)}`);
+    await page.waitForSelector('input[name=password]');
+    await signIn(page, 'alice', 'alice-password');
+    await page.waitForURL(`${JIRA}/browse/X-9`);
+    assert.equal((await echo(page)).headers['x-gatehouse-user'], 'alice');
+    const path = nav.urls.map((u) => `${new URL(u).origin}${new URL(u).pathname}`);
+    assert.deepEqual(path.slice(0, 3), [
+      `${ID}/.gatehouse/login`,
+      `${JIRA}/.gatehouse/login`,
+      `${ID}/.gatehouse/login`,
+    ]);
     await ctx.close();
   },
 );

@@ -1,6 +1,8 @@
 // Session cookie flags over TLS, in real Chromium: Gatehouse serves https with a certificate this test
 // makes, alice signs in through the dev IdP, and the session cookie is `__Host-gatehouse`, Secure,
-// HttpOnly, SameSite=Lax, Path=/, without a Domain.
+// HttpOnly, SameSite=Lax, Path=/, without a Domain. Signing in from a route on another https host
+// (jira.example.test, which Chromium's host resolver sends to the same server) binds the hand-off with a
+// `__Host-gatehouse-handoff` nonce on that host, under the same rules.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
@@ -12,19 +14,23 @@ import { generateKekText } from '../../src/keys/seal.js';
 import { startGatehouse, type Gatehouse } from '../../src/server/app.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
+import { startDemoApp, type DemoApp } from '../../src/server/demo-app.js';
 import { tempDir } from '../helpers/gatehouse.js';
 import { DEV_ROLES, devConnector } from '../helpers/sso.js';
 import { selfSignedCert } from '../helpers/tls.js';
 
 let dir: string;
 let idp: DevIdp;
+let app: DemoApp;
 let gh: Gatehouse;
+const JIRA = 'https://jira.example.test';
 let browser: Browser;
 
 before(async () => {
   if (skip) return;
   dir = tempDir();
   idp = await startDevIdp({ host: '127.0.0.2' });
+  app = await startDemoApp();
   // The browser is told to accept it.
   const cert = selfSignedCert(dir, '127.0.0.1');
   const { config } = parseConfigText('', {
@@ -38,6 +44,14 @@ before(async () => {
       log: { level: 'silent' },
       connectors: [devConnector(idp)],
       roles: DEV_ROLES,
+      routes: [
+        {
+          name: 'jira',
+          from: `${JIRA}/`,
+          to: [app.url],
+          policy: [{ name: 'signed-in', allow: { claim: 'sub', exists: true } }],
+        },
+      ],
     },
   });
   gh = await startGatehouse(config, {
@@ -46,13 +60,17 @@ before(async () => {
     logger: createLogger({ level: 'silent' }),
   });
   idp.allowRedirect(gh.browserAuth.redirectUri);
-  browser = await launchChromium({ ignoreCertificateErrors: true });
+  browser = await launchChromium({
+    ignoreCertificateErrors: true,
+    hostResolverRules: `MAP *.example.test 127.0.0.1:${new URL(gh.url).port}`,
+  });
 });
 
 after(async () => {
   await browser?.close();
   await gh?.close();
   await idp?.close();
+  await app?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -105,6 +123,55 @@ test(
     const login = setCookies.find((c) => c.startsWith('__Host-gatehouse-login='));
     assert.ok(login, 'the browser-binding login cookie is a __Host- cookie too');
     assert.match(login, /; Secure/);
+    await ctx.close();
+  },
+);
+
+test(
+  "over https the hand-off nonce on a route's host is __Host-gatehouse-handoff: Secure, HttpOnly, SameSite=Lax, Path=/, no Domain, cleared by the hand-off",
+  { skip },
+  async () => {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await ctx.newPage();
+    const setCookies = new Map<string, string[]>();
+    page.on('response', (r) => {
+      void r.headersArray().then((hs) => {
+        const v = hs.filter((h) => h.name.toLowerCase() === 'set-cookie').flatMap((h) => h.value.split('\n'));
+        if (v.length) setCookies.set(r.url(), v);
+      });
+    });
+    await page.goto(`${JIRA}/wiki/start`);
+    // Sent to sign in: the nonce is in the browser, on jira's host only, before the IdP is reached.
+    const nonce = (await ctx.cookies(JIRA)).find((c) => c.name === '__Host-gatehouse-handoff');
+    assert.ok(nonce, 'the redirect to sign in set __Host-gatehouse-handoff on jira (Chromium took it)');
+    assert.equal(nonce.secure, true);
+    assert.equal(nonce.httpOnly, true);
+    assert.equal(nonce.sameSite, 'Lax');
+    assert.equal(nonce.path, '/');
+    assert.equal(nonce.domain, 'jira.example.test', 'host-only');
+    const raw = (setCookies.get(`${JIRA}/wiki/start`) ?? []).find((c) =>
+      c.startsWith('__Host-gatehouse-handoff='),
+    );
+    assert.ok(raw);
+    assert.doesNotMatch(raw, /;\s*domain=/i);
+
+    await page.waitForSelector('input[name=password]');
+    await signIn(page, 'alice', 'alice-password');
+    await page.waitForURL(`${JIRA}/wiki/start`);
+    const body = JSON.parse((await page.textContent('body')) ?? '{}') as { headers: Record<string, string> };
+    assert.equal(body.headers['x-gatehouse-user'], 'alice');
+    const jira = await ctx.cookies(JIRA);
+    assert.ok(jira.some((c) => c.name === '__Host-gatehouse' && c.secure));
+    assert.equal(
+      jira.find((c) => c.name === '__Host-gatehouse-handoff'),
+      undefined,
+      'the hand-off used the nonce and cleared it',
+    );
+    assert.equal(
+      jira.find((c) => c.name === 'gatehouse_handoff'),
+      undefined,
+      'no plain-http nonce over https',
+    );
     await ctx.close();
   },
 );

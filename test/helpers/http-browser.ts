@@ -127,17 +127,23 @@ function sendVia(
 
 /**
  * Starts a sign-in at Gatehouse and walks the dev IdP's login form and consent until the IdP sends the
- * browser back to `/.gatehouse/callback`; returns that URL unvisited, and the authorization URL.
+ * browser back to `/.gatehouse/callback`; returns that URL unvisited, and the authorization URL. `start`
+ * is a login URL to begin with instead (one a route's host redirected to, with its hand-off binding);
+ * `connect` is where Gatehouse's host name really is (see `send`).
  */
 export async function loginUntilCallback(
   jar: CookieJar,
   gatehouseUrl: string,
   person: { username: string; password: string },
-  opts: { rd?: string; connector?: string } = {},
+  opts: { rd?: string; connector?: string; start?: string; connect?: string } = {},
 ): Promise<{ callback: string; authorizationUrl: string }> {
   const q = new URLSearchParams({ rd: opts.rd ?? '/.gatehouse/whoami' });
   if (opts.connector) q.set('connector', opts.connector);
-  const start = await send(jar, `${gatehouseUrl}/.gatehouse/login?${q}`);
+  const start = await send(
+    jar,
+    opts.start ?? `${gatehouseUrl}/.gatehouse/login?${q}`,
+    opts.connect ? { connect: opts.connect } : {},
+  );
   assert.equal(start.status, 302, `login start: ${start.text}`);
   const authorizationUrl = start.location ?? '';
   let res = await send(jar, authorizationUrl);
