@@ -1,6 +1,7 @@
 // `gatehouse revoke token` gives a revoked jti an end: its token's exp (from the token.issued audit
 // record, or the token itself), else now + tokens.max_ttl; and a running server forgets the entry after
-// that end. A short max_ttl keeps the waiting short.
+// that end. The server's clock is held and moved by the test, so nothing waits for real time; the
+// lifetimes are long enough that a slow CLI start on a loaded machine never sees the token expire.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -8,13 +9,13 @@ import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { requestToken, runCli, startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const MAX_TTL_MS = 3_000;
+const MAX_TTL_MS = 45_000;
 const SKEW_MS = 1_000;
 const DEV_DEFAULT_SKEW_MS = 60_000;
 const YAML = `
 tokens:
-  default_ttl: 2s
-  max_ttl: 3s
+  default_ttl: 30s
+  max_ttl: 45s
   clock_skew: 1s
 clients:
   - id: ci
@@ -133,7 +134,7 @@ ${YAML}`,
     assert.ok(
       rec.expiresAt >= before + MAX_TTL_MS + SKEW_MS && rec.expiresAt <= afterRun + MAX_TTL_MS + SKEW_MS,
     );
-    assert.match(r.stdout, /no token\.issued record for it: now \+ tokens\.max_ttl \(3s\)/);
+    assert.match(r.stdout, /no token\.issued record for it: now \+ tokens\.max_ttl \(45s\)/);
 
     const dev = await runCli(['revoke', 'token', 'no-such-jti-2', '--data-dir', t.dir]);
     assert.equal(dev.code, 0, dev.stderr);

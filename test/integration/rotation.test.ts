@@ -235,8 +235,15 @@ describe('gatehouse keys rotate under the key-rotation lease', () => {
       const [first] = await t.gh.store.listKeys();
       assert.ok(first);
       await holdLease(t, 'other-replica');
-      const cli = runCli(['keys', 'rotate', '--now', '--data-dir', t.dir]);
-      await new Promise((r) => setTimeout(r, 1_500));
+      let waiting!: () => void;
+      const saysWaiting = new Promise<void>((r) => (waiting = r));
+      const cli = runCli(['keys', 'rotate', '--now', '--data-dir', t.dir], {
+        onStderr: (soFar) => {
+          if (/another key rotation is in progress; waiting/.test(soFar)) waiting();
+        },
+      });
+      // Released only once the CLI says it waits (its start may take a while on a loaded machine).
+      await saysWaiting;
       assert.equal((await t.gh.store.listKeys()).length, 1, 'nothing happens while the lease is held');
       await t.gh.store.releaseLease('key-rotation', 'other-replica');
       const r = await cli;

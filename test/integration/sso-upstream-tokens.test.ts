@@ -130,15 +130,21 @@ test('the periodic re-check presents the refresh token the IdP issued (a JWT-siz
     grants.slice(next).find((g) => g.grantType === 'refresh_token')?.presentedRefresh,
     recheck?.refreshToken ?? refreshToken,
   );
+  // That re-check has finished (a re-check still in flight would absorb the next one).
+  await waitFor(async () => {
+    const s = (await gh.gh.store.listSessions('bob')).filter((r) => r.revokedAt === null);
+    return s.some((r) => (r.data as { checkedAt: number }).checkedAt === clock);
+  }, 'the session records the second re-check');
 
   // And a "no" from the IdP now ends the session, as the re-check promises.
   idp.revokePerson('bob');
   clock += RECHECK_MS + 1;
   assert.equal((await send(jar, `${gh.url}/app/`)).status, 200);
-  await waitFor(
-    async () => (await send(jar, `${gh.url}/.gatehouse/whoami`)).status === 401,
-    'the session ends',
-  );
+  await waitFor(async () => {
+    const status = (await send(jar, `${gh.url}/.gatehouse/whoami`)).status;
+    if (status !== 401) await send(jar, `${gh.url}/app/`);
+    return status === 401;
+  }, 'the session ends');
 });
 
 async function waitFor(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {

@@ -339,7 +339,7 @@ describe('base merge (gatehouse dev --config)', () => {
       base,
     );
     assert.equal(config.issuer.url, 'http://127.0.0.1:8080');
-    assert.deepEqual(config.server, { host: '0.0.0.0', port: 8080, shutdown_grace: 10_000 });
+    assert.deepEqual(config.server, { host: '0.0.0.0', port: 8080, shutdown_grace: 10_000, workers: 1 });
     assert.deepEqual(
       config.clients.map((c) => c.id),
       ['demo', 'ci'],
