@@ -15,6 +15,7 @@ import type { BrowserAuth, Identity } from './types.js';
 import { SessionManager, type LiveSession } from './sessions.js';
 import { checkReturnUrl } from './return-url.js';
 import { FailureLimiter } from './rate-limit.js';
+import { clientAddress, inCidrs, parseCidr, type Cidr } from '../policy/cidr.js';
 import {
   CookieSealer,
   appendSetCookie,
@@ -95,10 +96,6 @@ export interface SsoOptions {
   extraReturnHosts?: () => readonly string[];
 }
 
-function clientAddress(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
-}
-
 export class SsoBrowserAuth implements BrowserAuth {
   readonly #o: SsoOptions;
   readonly #issuer: URL;
@@ -107,6 +104,8 @@ export class SsoBrowserAuth implements BrowserAuth {
   readonly #connectors: Map<string, OidcConnector>;
   readonly #sealer: CookieSealer;
   readonly #limiter: FailureLimiter;
+  /** `proxy.trusted_proxies` (read at start, as the proxy and the issuer do). */
+  readonly #trusted: Cidr[];
   readonly #rechecking = new Set<string>();
   readonly sessions: SessionManager;
 
@@ -125,6 +124,9 @@ export class SsoBrowserAuth implements BrowserAuth {
       windowMs: o.config.sessions.failure_window,
       now: o.now,
     });
+    this.#trusted = o.config.proxy.trusted_proxies
+      .map((t) => parseCidr(t))
+      .filter((c): c is Cidr => typeof c !== 'string');
     this.sessions = new SessionManager(o.store, o.revocations, {
       idleMs: o.config.sessions.idle_timeout,
       absoluteMs: o.config.sessions.absolute_timeout,
@@ -159,6 +161,19 @@ export class SsoBrowserAuth implements BrowserAuth {
       issuer: this.#issuer.href,
       hosts: [...this.#o.config.sessions.return_hosts, ...(this.#o.extraReturnHosts?.() ?? [])],
     });
+  }
+
+  /**
+   * The address failed sign-ins count against and audit records name: the same one policy's `source_ip`,
+   * rate limits and the issuer see (src/policy/cidr.ts). Behind a trusted load balancer that is the
+   * client, not the balancer (else one client's bad callbacks would lock everyone out); X-Forwarded-For
+   * from any other peer is ignored, so a client cannot dodge its own count by naming another address.
+   */
+  #clientAddress(req: IncomingMessage): string {
+    const peer = req.socket.remoteAddress ?? 'unknown';
+    if (!inCidrs(this.#trusted, peer)) return peer;
+    const xff = req.headers['x-forwarded-for'];
+    return clientAddress(peer, Array.isArray(xff) ? xff.join(',') : xff, this.#trusted);
   }
 
   async #sessionOf(req: IncomingMessage): Promise<LiveSession | undefined> {
@@ -311,7 +326,7 @@ export class SsoBrowserAuth implements BrowserAuth {
           path,
           code: err.code,
           reason: err.expose ? err.message : 'internal error',
-          address: clientAddress(req),
+          address: this.#clientAddress(req),
           ...(err.details.field ? { field: err.details.field } : {}),
           ...(err.details.expected !== undefined ? { expected: err.details.expected } : {}),
           ...(err.details.actual !== undefined ? { actual: err.details.actual } : {}),
@@ -462,7 +477,7 @@ export class SsoBrowserAuth implements BrowserAuth {
   }
 
   async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const addr = clientAddress(req);
+    const addr = this.#clientAddress(req);
     if (this.#limiter.blocked(addr)) {
       throw new GatehouseError(
         'ERR_LOGIN_RATE_LIMITED',
@@ -570,7 +585,7 @@ export class SsoBrowserAuth implements BrowserAuth {
       email: person.email ?? null,
       groups: person.groups,
       roles: person.roles,
-      address: clientAddress(req),
+      address: this.#clientAddress(req),
       ...(previous ? { replaced_sid: previous.record.id } : {}),
     });
     appendSetCookie(
