@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { IssuerContext } from './context.js';
 import { createProvider } from './provider.js';
-import { clientAddress, inCidrs, parseCidr, type Cidr } from '../policy/cidr.js';
+import { parseCidr, requestClientAddress, type Cidr } from '../policy/cidr.js';
 
 export class Issuer {
   readonly #ic: IssuerContext;
@@ -67,10 +67,7 @@ export class Issuer {
     // else's. X-Forwarded-For becomes the one client address Gatehouse worked out (the peer, or behind a
     // trusted proxy the first untrusted hop), so `ctx.ip` in audit records is that address.
     const peer = req.socket.remoteAddress ?? '';
-    const xff = req.headers['x-forwarded-for'];
-    const ip = inCidrs(this.#trusted, peer)
-      ? clientAddress(peer, Array.isArray(xff) ? xff.join(',') : xff, this.#trusted)
-      : peer;
+    const ip = requestClientAddress(peer, req.headers['x-forwarded-for'], this.#trusted);
     for (const h of Object.keys(req.headers))
       if (h.startsWith('x-forwarded-') || h === 'forwarded') delete req.headers[h];
     if (ip) req.headers['x-forwarded-for'] = ip;

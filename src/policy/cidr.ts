@@ -125,3 +125,17 @@ export function clientAddress(peer: string, xff: string | undefined, trusted: re
   }
   return hops[0] ?? peer;
 }
+
+/**
+ * The client address of a request, as everything in Gatehouse counts and records it: the peer, or — only
+ * when the peer is a trusted proxy — the first X-Forwarded-For hop from the right that is not trusted.
+ * X-Forwarded-For from any other peer is ignored, so a client cannot pick the address it is known by.
+ */
+export function requestClientAddress(
+  peer: string,
+  xff: string | readonly string[] | undefined,
+  trusted: readonly Cidr[],
+): string {
+  if (!inCidrs(trusted, peer)) return peer;
+  return clientAddress(peer, typeof xff === 'string' || xff === undefined ? xff : xff.join(','), trusted);
+}

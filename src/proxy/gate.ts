@@ -11,7 +11,7 @@ import { newAuditId, redactUntrusted, type AuditLog, type FloodGuard } from '../
 import type { PartLogger } from '../audit/logger.js';
 import { GATEHOUSE_COOKIE_PREFIXES, type BrowserAuth, type Identity } from '../session/types.js';
 import type { Decision, Reason } from '../policy/index.js';
-import { clientAddress, inCidrs, parseCidr, type Cidr } from '../policy/cidr.js';
+import { clientAddress, inCidrs, parseCidr, requestClientAddress, type Cidr } from '../policy/cidr.js';
 import { ExchangeRefusal } from '../federation/refusal.js';
 import type { Federation } from '../federation/federation.js';
 import type { Metrics } from '../server/metrics.js';
@@ -122,7 +122,7 @@ export function parseCidrs(list: readonly string[], field: string): Cidr[] {
 }
 
 // Defined in policy/cidr.ts, where the issuer (which may not import the proxy) finds them too.
-export { clientAddress, inCidrs };
+export { clientAddress, inCidrs, requestClientAddress };
 
 /** The failed requirement of a trust-rule refusal, safe to show: rule, criterion, expected. */
 function trustMissing(e: ExchangeRefusal): Refusal['missing'] {

@@ -17,7 +17,7 @@ import { normalizeTarget, isRefusal } from './normalize-path.js';
 import { readInboundHeaders, responseHeaders, type InboundHeaders } from './headers.js';
 import { RouteTable, splitHost, type CompiledRoute } from './routes.js';
 import { bearerChallenge, sendRefusal, wantsHtml, invalidTokenRefusal } from './responses.js';
-import { Gate, clientAddress, inCidrs, parseCidrs } from './gate.js';
+import { Gate, inCidrs, parseCidrs, requestClientAddress } from './gate.js';
 import type { Metrics } from '../server/metrics.js';
 
 export interface ProxyOptions {
@@ -159,7 +159,7 @@ export class Proxy {
     const { route, path, headers } = target;
     const peer = req.socket.remoteAddress ?? '';
     const trusted = inCidrs(this.#trusted, peer);
-    const sourceIp = trusted ? clientAddress(peer, headers.forwardedFor, this.#trusted) : peer;
+    const sourceIp = requestClientAddress(peer, headers.forwardedFor, this.#trusted);
 
     if (route.config.max_body !== undefined) {
       const len = Number(req.headers['content-length'] ?? 0);

@@ -17,7 +17,7 @@ import type { CompiledRoute } from './routes.js';
 import { responseHeaders } from './headers.js';
 import { bearerChallenge, type Refusal } from './responses.js';
 import type { Gate } from './gate.js';
-import { auditBase, clientAddress, inCidrs, parseCidrs } from './gate.js';
+import { auditBase, inCidrs, parseCidrs, requestClientAddress } from './gate.js';
 
 /** RFC 6455 §1.3: the GUID appended to the client's key. */
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -165,7 +165,7 @@ export class WebsocketProxy {
     const gate = this.#o.gate;
     const peer = req.socket.remoteAddress ?? '';
     const trusted = inCidrs(this.#trusted, peer);
-    const sourceIp = trusted ? clientAddress(peer, target.headers.forwardedFor, this.#trusted) : peer;
+    const sourceIp = requestClientAddress(peer, target.headers.forwardedFor, this.#trusted);
     const base = auditBase({ route, method: 'GET', host: target.host, path, sourceIp }, { websocket: true });
 
     // Cross-site websocket hijacking: a browser sends cookies with any page's websocket, and only the

@@ -9,7 +9,7 @@ import type { GatehouseConfig } from '../config/schema.js';
 import type { AuditSink } from '../audit/sink.js';
 import type { PartLogger } from '../audit/logger.js';
 import { TokenBucketLimiter } from '../lib/token-bucket.js';
-import { clientAddress, inCidrs, parseCidr, type Cidr } from '../policy/cidr.js';
+import { parseCidr, requestClientAddress, type Cidr } from '../policy/cidr.js';
 
 export type LimitName = 'token' | 'login';
 
@@ -85,10 +85,11 @@ export class RateLimits {
    * that connects directly cannot pick the address its requests are counted against.
    */
   clientAddress(req: IncomingMessage): string {
-    const peer = req.socket.remoteAddress ?? '';
-    if (!inCidrs(this.#trusted, peer)) return peer;
-    const xff = req.headers['x-forwarded-for'];
-    return clientAddress(peer, Array.isArray(xff) ? xff.join(',') : xff, this.#trusted);
+    return requestClientAddress(
+      req.socket.remoteAddress ?? '',
+      req.headers['x-forwarded-for'],
+      this.#trusted,
+    );
   }
 
   /** Takes one request from the address's bucket; when refused, sends the 429 and returns true. */

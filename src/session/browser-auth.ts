@@ -15,7 +15,7 @@ import type { BrowserAuth, Identity } from './types.js';
 import { SessionManager, type LiveSession } from './sessions.js';
 import { checkReturnUrl } from './return-url.js';
 import { FailureLimiter } from './rate-limit.js';
-import { clientAddress, inCidrs, parseCidr, type Cidr } from '../policy/cidr.js';
+import { parseCidr, requestClientAddress, type Cidr } from '../policy/cidr.js';
 import {
   CookieSealer,
   appendSetCookie,
@@ -170,10 +170,11 @@ export class SsoBrowserAuth implements BrowserAuth {
    * from any other peer is ignored, so a client cannot dodge its own count by naming another address.
    */
   #clientAddress(req: IncomingMessage): string {
-    const peer = req.socket.remoteAddress ?? 'unknown';
-    if (!inCidrs(this.#trusted, peer)) return peer;
-    const xff = req.headers['x-forwarded-for'];
-    return clientAddress(peer, Array.isArray(xff) ? xff.join(',') : xff, this.#trusted);
+    return requestClientAddress(
+      req.socket.remoteAddress ?? 'unknown',
+      req.headers['x-forwarded-for'],
+      this.#trusted,
+    );
   }
 
   async #sessionOf(req: IncomingMessage): Promise<LiveSession | undefined> {
