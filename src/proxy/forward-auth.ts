@@ -166,9 +166,11 @@ export class ForwardAuth {
     const authorization = headerOf(req, 'authorization');
     const credential = authorization ?? headerOf(req, 'cookie');
     const cache = state.cache;
+    // The host is in the key: a session cookie is good only on its own host, and one wildcard route
+    // answers for many hosts.
     const key =
       cache && credential !== undefined
-        ? `${createHash('sha256').update(credential).digest('base64url')}\n${route.name}\n${g.method}\n${g.path}`
+        ? `${createHash('sha256').update(credential).digest('base64url')}\n${route.name}\n${gate.publicHost(route, original.host)}\n${g.method}\n${g.path}`
         : undefined;
     const hit = key !== undefined ? cache?.get(key) : undefined;
     // A browser asking for a page is sent to sign in (a redirect, or for nginx a 401 its error_page

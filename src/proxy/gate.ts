@@ -199,12 +199,14 @@ export class Gate {
     req: IncomingMessage,
     authorization: string | undefined,
     route: CompiledRoute,
+    host: string,
   ): Promise<Identity | undefined> {
     const m = authorization !== undefined ? BEARER.exec(authorization) : null;
     if (m) return this.bearer.verify(m[1] as string, route.audience, route.config.trust_rules);
     const auth = this.#o.browserAuth();
     if (!auth) return undefined;
-    const identity = await auth.identify(req);
+    // A session cookie counts only on the host it was set for (one an upstream saw is no good elsewhere).
+    const identity = await auth.identify(req, this.publicHost(route, host));
     return identity && !this.isRevoked(identity) ? identity : undefined;
   }
 
@@ -265,7 +267,7 @@ export class Gate {
     const base = auditBase(g, g.audit);
     let identity: Identity | undefined;
     try {
-      identity = await this.authenticate(g.req, g.authorization, g.route);
+      identity = await this.authenticate(g.req, g.authorization, g.route, g.host);
     } catch (e) {
       return this.#refused(e, g.route, base);
     }
@@ -479,6 +481,11 @@ export class Gate {
     const h = splitHost(hostHeader);
     const host = route.host.includes('*') && h ? h.name : route.host;
     return `${route.scheme}//${host}${route.port ? `:${route.port}` : ''}${pathAndQuery}`;
+  }
+
+  /** The route's public host for a request (a URL's `host`), the host its session cookies are bound to. */
+  publicHost(route: CompiledRoute, hostHeader: string): string {
+    return new URL(this.publicUrl(route, hostHeader, '/')).host;
   }
 
   /** Where a browser signs in, coming back to `returnTo` (what BrowserAuth.startLogin redirects to). */

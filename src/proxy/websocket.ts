@@ -393,7 +393,9 @@ export class WebsocketProxy {
           continue;
         }
         if (e.identity.source === 'session' && auth) {
-          const still = await auth.identify(e.req).catch(() => undefined);
+          const still = await auth
+            .identify(e.req, this.#o.gate.publicHost(e.route, e.req.headers.host ?? ''))
+            .catch(() => undefined);
           if (!still || still.sessionId !== e.identity.sessionId) this.#close(e, 'session_ended');
         }
       }

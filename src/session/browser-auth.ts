@@ -46,7 +46,13 @@ export const ACCOUNT_MODEL = 'GatehouseAccount';
 
 const LOGIN_TTL_MS = 10 * 60_000;
 const TICKET_TTL_MS = 60_000;
-const SESSION_PURPOSE = 'session';
+/**
+ * The session cookie seals `<host> <session id>` (host as a URL's `host`: lower-case name, non-default
+ * port): a cookie is good only on the host it was set for, so one an app behind forward-auth saw (or
+ * logged) cannot be replayed on another route's host or on Gatehouse's own. The purpose changed with the
+ * binding, so a cookie sealed before it (a bare id) no longer opens: those browsers sign in once more.
+ */
+const SESSION_PURPOSE = 'session host-bound v2';
 const LOGIN_PURPOSE = 'login';
 
 interface LoginRecord {
@@ -177,21 +183,36 @@ export class SsoBrowserAuth implements BrowserAuth {
     );
   }
 
-  async #sessionOf(req: IncomingMessage): Promise<LiveSession | undefined> {
+  /** A session cookie's value for `host` (the host the cookie is set on). */
+  #sealSession(sid: string, host: string): string {
+    return this.#sealer.seal(`${host.toLowerCase()} ${sid}`, SESSION_PURPOSE);
+  }
+
+  /**
+   * The live session a request's cookie names on `host`, the host the browser sent it to (by default the
+   * request's Host, as the hand-off ticket check reads it). A cookie sealed for another host names nobody,
+   * as if it were forged: the request is unauthenticated and audited with `session_cookie: not_valid`.
+   */
+  async #sessionOf(
+    req: IncomingMessage,
+    host: string = req.headers.host ?? '',
+  ): Promise<LiveSession | undefined> {
     const cookies = readCookies(req);
+    const here = host.toLowerCase();
     for (const name of [SESSION_COOKIE_HTTPS, SESSION_COOKIE_HTTP]) {
       const v = cookies.get(name);
       if (!v) continue;
-      const id = this.#sealer.unsealCookie(v, SESSION_PURPOSE);
-      if (!id) continue;
-      const s = await this.sessions.get(id);
+      const opened = this.#sealer.unsealCookie(v, SESSION_PURPOSE);
+      const sep = opened?.indexOf(' ') ?? -1;
+      if (!opened || sep < 1 || opened.slice(0, sep) !== here) continue;
+      const s = await this.sessions.get(opened.slice(sep + 1));
       if (s) return s;
     }
     return undefined;
   }
 
-  async identify(req: IncomingMessage): Promise<Identity | undefined> {
-    const s = await this.#sessionOf(req);
+  async identify(req: IncomingMessage, host: string = this.#issuer.host): Promise<Identity | undefined> {
+    const s = await this.#sessionOf(req, host);
     if (!s) return undefined;
     this.#maybeRecheck(s);
     return s.identity;
@@ -591,7 +612,7 @@ export class SsoBrowserAuth implements BrowserAuth {
     });
     appendSetCookie(
       res,
-      serializeCookie(sessionCookieName(this.#secure), this.#sealer.seal(id, SESSION_PURPOSE), {
+      serializeCookie(sessionCookieName(this.#secure), this.#sealSession(id, this.#issuer.host), {
         secure: this.#secure,
         maxAgeSec: Math.floor(this.#o.config.sessions.absolute_timeout / 1000),
       }),
@@ -681,7 +702,7 @@ export class SsoBrowserAuth implements BrowserAuth {
     appendSetCookie(res, serializeCookie(handoffCookieName(secure), '', { secure, maxAgeSec: 0 }));
     appendSetCookie(
       res,
-      serializeCookie(sessionCookieName(secure), this.#sealer.seal(rec.sid, SESSION_PURPOSE), {
+      serializeCookie(sessionCookieName(secure), this.#sealSession(rec.sid, target.host), {
         secure,
         maxAgeSec: Math.floor(this.#o.config.sessions.absolute_timeout / 1000),
       }),

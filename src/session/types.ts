@@ -23,8 +23,12 @@ export interface Identity {
 export const GATEHOUSE_COOKIE_PREFIXES = ['__Host-gatehouse', 'gatehouse_'] as const;
 
 export interface BrowserAuth {
-  /** The identity of a valid, unrevoked session cookie on this request, or undefined. No database on the hot path. */
-  identify(req: IncomingMessage): Promise<Identity | undefined>;
+  /**
+   * The identity of a valid, unrevoked session cookie on this request, or undefined. No database on the
+   * hot path. `host` is the public host the browser sent the cookie to (a URL's `host`: name and
+   * non-default port), by default Gatehouse's own: a cookie set for another host identifies nobody.
+   */
+  identify(req: IncomingMessage, host?: string): Promise<Identity | undefined>;
   /**
    * Sends the browser to sign in, bringing it back afterwards to `returnTo` (an absolute URL the caller
    * built from the configured public URL and the normalized path, never from the Host header).
