@@ -183,6 +183,8 @@ for (const p of proxies) {
     let id: string;
     let appOrigin: string;
     let gatehouseAt: string;
+    /** The browser signed in by the first test (its app-host session cookie), for the ones after it. */
+    let signedIn: CookieJar | undefined;
 
     before(async () => {
       dir = tempDir();
@@ -297,6 +299,42 @@ for (const p of proxies) {
       });
       assert.equal(asked.status, 404);
       assert.equal(asked.headers.get('x-gatehouse-assertion'), null);
+      signedIn = jar;
+    });
+
+    test("the app gets the browser's own cookies, in order, but none of Gatehouse's", async () => {
+      assert.ok(signedIn, 'the sign-in above succeeded');
+      const session = signedIn.get(appOrigin, 'gatehouse_session') ?? '';
+      // The jar as the browser holds it: the session cookie first, the app's own after it.
+      signedIn.set(appOrigin, 'app_pref', '1');
+      const served = await visit(signedIn, `${appOrigin}/settings`);
+      assert.equal(served.status, 200, served.text);
+      const seen = JSON.parse(served.text) as { headers: Record<string, string> };
+      assert.equal(seen.headers['x-gatehouse-user'], 'alice', 'Gatehouse still saw the session cookie');
+      assert.equal(seen.headers.cookie, 'app_pref=1');
+
+      // Gatehouse's cookies first, in the middle and last, of both spellings; and only Gatehouse's.
+      const cookieSeen = async (cookie: string): Promise<string | undefined> => {
+        const res = await fetch(`${appOrigin}/settings`, {
+          headers: { accept: 'text/html', cookie },
+          redirect: 'manual',
+        });
+        assert.equal(res.status, 200, await res.clone().text());
+        return (JSON.parse(await res.text()) as { headers: Record<string, string> }).headers.cookie;
+      };
+      assert.equal(
+        await cookieSeen(
+          `gatehouse_handoff=stale; theme=dark; gatehouse_session=${session}; app_pref=1; __Host-gatehouse-handoff=x`,
+        ),
+        'theme=dark; app_pref=1',
+      );
+      assert.equal(
+        await cookieSeen(`theme=dark; mygatehouse_x=1; gatehouse_session=${session}; a=gatehouse_y`),
+        'theme=dark; mygatehouse_x=1; a=gatehouse_y',
+        'only cookies named gatehouse_* or __Host-gatehouse* are removed',
+      );
+      // nginx then sends no Cookie header; Caddy an empty one. Either way, nothing of Gatehouse's.
+      assert.ok(!(await cookieSeen(`gatehouse_session=${session}`)));
     });
   });
 }
