@@ -79,6 +79,18 @@ if ('skip' in probe) {
         assert.deepEqual(await a.appliedMigrations(), expected);
         assert.deepEqual(await b.appliedMigrations(), expected);
         assert.equal(a.kind, 'postgres');
+        // Migration 3: the housekeeping round's DELETE ... WHERE expires_at <= $1 has an index to use.
+        const raw = postgres(url, { max: 1, onnotice: () => {} });
+        try {
+          const indexes = await raw<{ indexname: string; indexdef: string }[]>`
+            SELECT indexname, indexdef FROM pg_indexes
+            WHERE schemaname = current_schema() AND tablename = 'sessions'`;
+          const expiry = indexes.find((i) => i.indexname === 'sessions_expires_at');
+          assert.ok(expiry, `sessions indexes: ${indexes.map((i) => i.indexname).join(', ')}`);
+          assert.match(expiry.indexdef, /\(expires_at\)$/);
+        } finally {
+          await raw.end();
+        }
       });
     });
 

@@ -86,6 +86,24 @@ describe('SqliteStore specifics', () => {
         expected,
       );
       assert.ok(rows.every((r) => r.name.length > 0 && r.applied_at > 0));
+      // Migration 3: the housekeeping round's DELETE ... WHERE expires_at <= ? uses an index.
+      const indexes = raw.prepare(`PRAGMA index_list('sessions')`).all() as { name: string }[];
+      assert.ok(
+        indexes.some((i) => i.name === 'sessions_expires_at'),
+        `sessions indexes: ${indexes.map((i) => i.name).join(', ')}`,
+      );
+      const columns = raw.prepare(`PRAGMA index_info('sessions_expires_at')`).all() as { name: string }[];
+      assert.deepEqual(
+        columns.map((c) => c.name),
+        ['expires_at'],
+      );
+      const plan = raw.prepare('EXPLAIN QUERY PLAN DELETE FROM sessions WHERE expires_at <= ?').all(1) as {
+        detail: string;
+      }[];
+      assert.ok(
+        plan.some((r) => r.detail.includes('sessions_expires_at')),
+        `plan: ${plan.map((r) => r.detail).join('; ')}`,
+      );
     } finally {
       raw.close();
     }
