@@ -180,8 +180,13 @@ export class WebsocketProxy {
             o.replace(/\/+$/, '').toLowerCase() === origin.toLowerCase() || matchOriginPattern(o, origin),
         )
       ) {
-        const auditId = newAuditId();
-        await gate.auditDenied(auditId, { ...base, stage: 'origin', origin: redactUntrusted(origin, 512) });
+        // Refused before authentication, so it names no one, and any page can make a visitor's browser
+        // send these by the hundred: through the flood guard, like other refusals of unproved callers.
+        const auditId = await gate.auditDenied(
+          newAuditId(),
+          { ...base, stage: 'origin', reason: 'origin_not_allowed', origin: redactUntrusted(origin, 512) },
+          sourceIp,
+        );
         return refuseSocket(socket, {
           status: 403,
           error: 'access_denied',

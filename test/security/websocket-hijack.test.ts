@@ -1,11 +1,14 @@
 // Cross-site websocket hijacking: a page on another origin opens a websocket to the proxy, and the
-// browser attaches the victim's cookies. The Origin allow-list refuses it before any authentication.
+// browser attaches the victim's cookies. The Origin allow-list refuses it before any authentication,
+// and a page that opens them by the hundred cannot flood the audit log with the refusals.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { TestGatehouse } from '../helpers/gatehouse.js';
-import { startReaderFront } from '../helpers/proxy.js';
+import { defaultRoutes, rawRequest, startProxyFixture, startReaderFront } from '../helpers/proxy.js';
+import type { AuditRow } from '../../src/store/store.js';
 
 function open(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -118,5 +121,81 @@ describe('cross-site websocket hijacking', () => {
       `Authorization: Bearer ${token}`,
     ]);
     assert.equal(r.status, 400);
+  });
+});
+
+describe('a cross-site page opening websockets by the hundred', () => {
+  test('foreign-Origin refusals past audit.unauthenticated are coalesced into one summary', async () => {
+    const f = await startProxyFixture({
+      yaml: (up) =>
+        `${defaultRoutes(up)}audit:\n  unauthenticated:\n    per_address: { per_minute: 1, burst: 3 }\n    overall: { per_minute: 1000 }\n`,
+    });
+    try {
+      await f.t.gh.audit.flush();
+      const before = (await f.t.gh.store.auditHead())?.seq ?? 0;
+      const rowsSince = async (): Promise<AuditRow[]> => {
+        await f.t.gh.audit.flush();
+        return f.t.gh.store.queryAudit({ afterSeq: before, limit: 1000 });
+      };
+      // What the victim's browser sends for `new WebSocket(...)` on the attacker's page: its cookie for
+      // Gatehouse's host, and the attacker's Origin.
+      const upgrade = () =>
+        rawRequest(
+          f.port,
+          [
+            'GET /app/ws HTTP/1.1',
+            `Host: 127.0.0.1:${f.port}`,
+            'Upgrade: websocket',
+            'Connection: Upgrade',
+            `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+            'Sec-WebSocket-Version: 13',
+            'Origin: https://evil.example',
+            'Cookie: gatehouse_session=the-victims-cookie',
+            '',
+            '',
+          ].join('\r\n'),
+        );
+      const n = 12;
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const r = await upgrade();
+        assert.equal(r.status, 403, r.head);
+        ids.push(String((JSON.parse(r.body) as { audit_id?: string }).audit_id));
+      }
+
+      // The budget (burst 3) gets its own records, under the ids shown; the rest share one id.
+      let rows = await rowsSince();
+      assert.equal(rows.length, 3, JSON.stringify(rows.map((r) => [r.type, r.data])));
+      assert.deepEqual(
+        rows.map((r) => r.id),
+        ids.slice(0, 3),
+      );
+      for (const row of rows) {
+        assert.equal(row.type, 'access.denied');
+        assert.equal(row.data.stage, 'origin');
+        assert.equal(row.data.reason, 'origin_not_allowed');
+        assert.equal(row.data.origin, 'https://evil.example');
+        assert.equal(row.data.source_ip, '127.0.0.1');
+      }
+      const summaryId = ids[3] as string;
+      assert.ok(
+        ids.slice(3).every((id) => id === summaryId),
+        `one summary id: ${ids.join(' ')}`,
+      );
+      assert.equal(f.t.gh.refusalGuard.pending, n - 3);
+
+      // When its window closes, one summary stands for the other nine, with their count.
+      await f.t.gh.refusalGuard.flush({ all: true });
+      rows = await rowsSince();
+      assert.equal(rows.length, 4, 'three own records and one summary for twelve refusals');
+      const summary = rows.find((r) => r.id === summaryId);
+      assert.equal(summary?.type, 'access.denied');
+      assert.equal(summary?.data.stage, 'origin');
+      assert.equal(summary?.data.reason, 'origin_not_allowed');
+      assert.equal(summary?.data.websocket, true);
+      assert.equal((summary?.data.coalesced as { count: number }).count, n - 3);
+    } finally {
+      await f.close();
+    }
   });
 });
