@@ -430,7 +430,11 @@ export class Gate {
     this.#decisions.count(
       String(data.route),
       'denied',
-      denialReason(data.decision as Decision | undefined, data.code as string | undefined),
+      denialReason(
+        data.decision as Decision | undefined,
+        // Without an error code or a decision, the plain reason names it (a websocket's refused Origin).
+        (data.code ?? (data.decision === undefined ? data.reason : undefined)) as string | undefined,
+      ),
     );
     return this.#appendDenial(data, address, auditId);
   }

@@ -183,6 +183,14 @@ describe('a cross-site page opening websockets by the hundred', () => {
         `one summary id: ${ids.join(' ')}`,
       );
       assert.equal(f.t.gh.refusalGuard.pending, n - 3);
+      // Every refusal is counted, under what refused it.
+      const metrics = await f.t.gh.metrics.registry.metrics();
+      assert.match(
+        metrics,
+        new RegExp(
+          `gatehouse_proxy_decisions_total\\{[^}]*outcome="denied",reason="origin_not_allowed"[^}]*\\} ${n}`,
+        ),
+      );
 
       // When its window closes, one summary stands for the other nine, with their count.
       await f.t.gh.refusalGuard.flush({ all: true });
