@@ -122,6 +122,13 @@ export function checkConfig(config: GatehouseConfig): CrossProblem[] {
     const problem = hostPortPatternProblem(h);
     if (problem) problems.push({ path: ['sessions', 'return_hosts', i], message: problem });
   });
+  if (config.server.workers !== 1 && config.store.sqlite?.path === ':memory:') {
+    problems.push({
+      path: ['server', 'workers'],
+      message: 'worker processes cannot share an in-memory SQLite store (each would have its own)',
+      suggestion: 'give store.sqlite.path a file, use store.postgres, or set server.workers: 1',
+    });
+  }
   return problems;
 }
 

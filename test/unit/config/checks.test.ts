@@ -110,3 +110,16 @@ routes:
   assert.match(problems[2]?.message ?? '', /whole leftmost label, as in \*\.example\.com/);
   assert.match(problems[5]?.message ?? '', /not an origin/);
 });
+
+test('worker processes need a store they can share: not an in-memory SQLite', () => {
+  const memory = `${BASE}store: { sqlite: { path: ":memory:" } }\n`;
+  assert.deepEqual(problemsOf(`${memory}server: { workers: 2 }\n`), [
+    {
+      path: 'server.workers',
+      message: 'worker processes cannot share an in-memory SQLite store (each would have its own)',
+    },
+  ]);
+  assert.equal(problemsOf(`${memory}server: { workers: auto }\n`).length, 1);
+  assert.deepEqual(problemsOf(`${memory}server: { workers: 1 }\n`), []);
+  assert.deepEqual(problemsOf(`${BASE}store: { sqlite: { path: g.db } }\nserver: { workers: 2 }\n`), []);
+});
