@@ -12,6 +12,16 @@ const MB = 1024 * 1024;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
+/** What `p` settles to, or `otherwise` after `ms` (a hang guard; the timer does not outlive the race). */
+async function orAfter<T>(p: Promise<T>, ms: number, otherwise: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((r) => (timer = setTimeout(() => r(otherwise), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 describe('streaming through the proxy', () => {
   let t: TestGatehouse;
   let upstream: Server;
@@ -224,39 +234,42 @@ describe('streaming through the proxy', () => {
     const res = await send('GET', '/s/long');
     await new Promise((r) => res.once('data', r));
     res.destroy();
-    const how = await Promise.race([saw, new Promise((r) => setTimeout(() => r('timeout'), 2000))]);
+    const how = await orAfter(saw, 10_000, 'timeout');
     assert.equal(how, 'aborted');
   });
 
   test('a client abort during an upload reaches the upstream', async () => {
     let upstreamSaw!: (how: string) => void;
     const saw = new Promise<string>((r) => (upstreamSaw = r));
+    let upstreamGotIt!: () => void;
+    const gotIt = new Promise<void>((r) => (upstreamGotIt = r));
     handler = (req) => {
+      upstreamGotIt();
       req.on('data', () => undefined);
       req.on('close', () => upstreamSaw(req.complete ? 'complete' : 'aborted'));
     };
-    await new Promise<void>((resolve) => {
-      const req = request({
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/s/upload',
-        headers: { authorization: `Bearer ${token}`, 'content-length': String(10 * MB) },
-      });
-      req.on('error', () => resolve());
-      req.write(Buffer.alloc(256 * 1024));
-      setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 100);
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/s/upload',
+      headers: { authorization: `Bearer ${token}`, 'content-length': String(10 * MB) },
     });
-    const how = await Promise.race([saw, new Promise((r) => setTimeout(() => r('timeout'), 2000))]);
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(256 * 1024));
+    // Abort mid-upload once the upstream has the request (a fixed wait can end before the proxy has even
+    // connected upstream on a loaded machine, and then there is nothing to abort).
+    await gotIt;
+    req.destroy();
+    const how = await orAfter(saw, 10_000, 'timeout');
     assert.equal(how, 'aborted');
   });
 
   test('a chunked body over max_body: 413 to the client, the upstream never gets it whole', async () => {
     let upstreamGot = -1;
     let complete = false;
+    let upstreamClosed!: () => void;
+    const closed = new Promise<void>((r) => (upstreamClosed = r));
     handler = (req, res) => {
       let n = 0;
       req.on('data', (d: Buffer) => (n += d.length));
@@ -265,7 +278,10 @@ describe('streaming through the proxy', () => {
         complete = true;
         res.end('ok');
       });
-      req.on('close', () => (upstreamGot = upstreamGot === -1 ? n : upstreamGot));
+      req.on('close', () => {
+        upstreamGot = upstreamGot === -1 ? n : upstreamGot;
+        upstreamClosed();
+      });
     };
     const res = await send('POST', '/small/upload', {
       headers: { 'content-type': 'application/octet-stream' },
@@ -286,7 +302,13 @@ describe('streaming through the proxy', () => {
     assert.ok(!(res instanceof Error), `the client got an answer, not ${String(res)}`);
     assert.equal(res.statusCode, 413);
     res.resume();
-    await new Promise((r) => setTimeout(r, 100));
+    // Judge once the upstream's request has ended one way or the other, not after a fixed wait.
+    const how = await orAfter(
+      closed.then(() => 'closed'),
+      10_000,
+      'open',
+    );
+    assert.equal(how, 'closed', 'the upstream request was left open');
     assert.equal(complete, false, `the upstream got a complete body of ${upstreamGot} bytes`);
   });
 });
