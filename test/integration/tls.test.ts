@@ -4,6 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { request as httpsRequest } from 'node:https';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +41,9 @@ describe('TLS termination', () => {
   let dir: string;
   let gh: Gatehouse;
   let redirectPort: number;
+  // The server's error log, to know when it has looked at replaced files (and refused them).
+  let errorLog = '';
+  const refusals = () => errorLog.split('\n').filter((l) => l.includes('"tls.reload_failed"')).length;
   const replace = (from: { cert: string; key: string }) => {
     // As certificate tools do: new files renamed over the served ones.
     writeFileSync(join(dir, 'tmp.key'), readText(from.key));
@@ -71,7 +75,16 @@ server:
         },
       },
     );
-    gh = await startGatehouse(config, { issuerFromAddress: true, logger: createLogger({ level: 'silent' }) });
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        errorLog += chunk.toString();
+        cb();
+      },
+    });
+    gh = await startGatehouse(config, {
+      issuerFromAddress: true,
+      logger: createLogger({ level: 'error', destination }),
+    });
   });
   after(async () => {
     await gh.close();
@@ -97,9 +110,16 @@ server:
   test('a key that does not match the certificate is refused; the old pair keeps serving', async () => {
     const other = selfSignedCert(dir, 'third');
     // Only the certificate changes: the key on disk is still the second one's.
+    const refusedBefore = refusals();
     writeFileSync(join(dir, 'tmp.crt'), readText(other.cert));
     renameSync(join(dir, 'tmp.crt'), join(dir, 'server.crt'));
-    await new Promise((r) => setTimeout(r, 600));
+    // Wait until the server has tried the new files and refused them; a fixed wait can end before the
+    // watcher's debounce has fired on a loaded machine, and then the test proves nothing.
+    const deadline = Date.now() + 10_000;
+    while (refusals() === refusedBefore) {
+      assert.ok(Date.now() < deadline, 'the mismatched pair was not refused (tls.reload_failed) within 10s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const p = await peer(gh.url);
     assert.equal(p.status, 200);
     assert.equal(p.cn, 'second');
