@@ -179,11 +179,20 @@ routes:
     ws.send('hi');
     assert.equal(String(await new Promise((r) => ws.once('message', r))), 'echo:hi');
     assert.equal(t.gh.drain.size, 1);
-    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    let closedAt = 0;
+    const closed = new Promise<number>((r) =>
+      ws.once('close', (code) => {
+        closedAt = Date.now();
+        r(code);
+      }),
+    );
     const started = Date.now();
     await t.gh.close();
     assert.equal(await closed, 1001);
-    assert.ok(Date.now() - started < 4000, 'closed well within the grace, not cut at its end');
+    // Timed to the client's close, not to the end of the whole shutdown (the store and the rest close
+    // after the drain, and take their time on a loaded machine).
+    const took = closedAt - started;
+    assert.ok(took < 4000, `closed after ${took} ms: well within the 5 s grace, not cut at its end`);
   } finally {
     await t.close();
     for (const c of wss.clients) c.terminate();
