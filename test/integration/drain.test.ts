@@ -80,8 +80,11 @@ routes:
       const t0 = Date.now();
       const exited = cli.stop('SIGTERM');
       // The listener closes promptly; the request keeps waiting on its upstream.
+      // Polled to a deadline, not a count of tries: the CLI's signal handler runs when a loaded machine
+      // gets to it. The request is held until release(), so a refusal seen here is one while draining.
       let refused = false;
-      for (let i = 0; i < 50 && !refused; i++) {
+      const deadline = Date.now() + 5000;
+      while (!refused && Date.now() < deadline) {
         refused = await connectRefused(port);
         if (!refused) await new Promise((r) => setTimeout(r, 20));
       }
