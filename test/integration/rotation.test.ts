@@ -143,11 +143,21 @@ describe('concurrent issuance during an immediate swap', () => {
         }
       };
       const workers = Array.from({ length: 16 }, worker);
+      // Each swap comes once tokens are being signed by the key before it, not after a fixed 60 ms: on a
+      // loaded machine a window can pass with no token issued, and then fewer keys sign than swaps made.
+      const progress = async (what: string, done: () => boolean) => {
+        const deadline = Date.now() + 20_000;
+        while (!done() && problems.length === 0) {
+          assert.ok(Date.now() < deadline, `timed out waiting for ${what} (${issued} issued)`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
       for (let i = 0; i < 4; i++) {
-        await new Promise((r) => setTimeout(r, 60));
+        const from = issued;
+        await progress(`tokens signed by key ${i + 1}`, () => kids.size >= i + 1 && issued >= from + 4);
         await rotateKeys(deps, policy, { now: true });
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await progress('tokens after the last swap', () => issued > 20 && kids.size >= 5);
       stop = true;
       await Promise.all(workers);
       assert.deepEqual(problems, []);
