@@ -113,7 +113,8 @@ describe('observability', () => {
     // ("degraded"), past it /readyz is 503 (docs/operations.md, "Health and metrics").
     let res: Response | undefined;
     let body: { status: string; problems: string[]; store?: { state: string } } | undefined;
-    const deadline = Date.now() + 3000;
+    // Polled to a generous deadline: the once-a-second ping can run late on a loaded machine.
+    const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       res = await fetch(`${t.url}/readyz`);
       body = (await res.json()) as typeof body;
