@@ -297,9 +297,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
           assert.equal(await store.oidcFindByUid('Interaction', 'u1'), undefined);
           assert.equal(await store.oidcFindByUserCode('DeviceCode', 'ABCD-EFGH'), undefined);
 
-          await store.oidcUpsert('Session', 's1', { uid: 'u2' }, Date.now() + 300);
+          // Long enough that the upsert and the first find are done before it (a loaded database can take
+          // a few hundred ms for the two), then waited out by the clock rather than a fixed sleep.
+          const expiresAt = Date.now() + 1_500;
+          await store.oidcUpsert('Session', 's1', { uid: 'u2' }, expiresAt);
           assert.deepEqual(await store.oidcFind('Session', 's1'), { uid: 'u2' });
-          await new Promise((r) => setTimeout(r, 350));
+          while (Date.now() <= expiresAt + 50) await new Promise((r) => setTimeout(r, 50));
           assert.equal(await store.oidcFind('Session', 's1'), undefined, 'expires while stored');
         });
       });
