@@ -214,6 +214,13 @@ describe('AuditLog', () => {
       const { signCheckpoint } = await checkpointKeys();
       const log = new AuditLog(t.store, { checkpointIntervalMs: 30, signCheckpoint });
       await log.append('key.created', { kid: 'k1' });
+      // Wait for the first checkpoint (a 30 ms timer and a signature: late on a loaded machine), then
+      // for a few more intervals, which must not write the same head again.
+      const deadline = Date.now() + 10_000;
+      while ((await t.store.listCheckpoints()).length === 0) {
+        assert.ok(Date.now() < deadline, 'no checkpoint written on the interval within 10 s');
+        await new Promise((r) => setTimeout(r, 10));
+      }
       await new Promise((r) => setTimeout(r, 120));
       assert.deepEqual(
         (await t.store.listCheckpoints()).map((c) => c.seq),
