@@ -148,8 +148,18 @@ if ('skip' in probe) {
         await Promise.all([a.init(), b.init()]);
         const got: Change[] = [];
         const stop = b.watchChanges((c) => got.push(c));
+        const raw = postgres(url, { max: 1, onnotice: () => {} });
         try {
-          await new Promise((r) => setTimeout(r, 200)); // LISTEN is in place
+          // LISTEN is in place: B's listening connection has run it and is idle. (A fixed wait could end
+          // before that on a loaded machine, and the NOTIFY would be missed for a minute-long poll.)
+          const deadline = Date.now() + 10_000;
+          for (;;) {
+            const [row] = await raw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND query ILIKE 'listen%' AND state = 'idle'`;
+            if (row && row.n > 0) break;
+            assert.ok(Date.now() < deadline, 'B did not LISTEN within 10 s');
+            await new Promise((r) => setTimeout(r, 20));
+          }
           const started = Date.now();
           await a.publishChange('revocations', '42');
           await waitFor(() => got.length === 1, 1_000, 'the change on B');
@@ -158,6 +168,7 @@ if ('skip' in probe) {
           assert.equal(got[0]!.ref, '42');
         } finally {
           stop();
+          await raw.end();
         }
       });
     });
