@@ -17,7 +17,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { startDevIdp, type DevIdp } from '../../src/server/dev-idp.js';
 import { startDemoApp, type DemoApp } from '../../src/server/demo-app.js';
 import { tempDir } from '../helpers/gatehouse.js';
-import { DEV_ROLES, devConnector } from '../helpers/sso.js';
+import { DEV_ROLES, devConnector, signedInRoute } from '../helpers/sso.js';
 import { CookieJar, loginUntilCallback, send } from '../helpers/http-browser.js';
 
 const ID = 'http://id.example.test';
@@ -38,12 +38,7 @@ before(async () => {
   // The IdP on its own loopback address, outside the *.example.test mapping.
   idp = await startDevIdp({ host: '127.0.0.2' });
   app = await startDemoApp();
-  const route = (name: string, from: string) => ({
-    name,
-    from: `${from}/`,
-    to: [app.url],
-    policy: [{ name: 'signed-in', allow: { claim: 'sub', exists: true } }],
-  });
+  const route = (name: string, from: string) => signedInRoute(name, from, app.url);
   const { config } = parseConfigText('', {
     file: 'test.yaml',
     baseDir: dir,

@@ -3,6 +3,7 @@
 import type { DevIdp, DevIdpOptions } from '../../src/server/dev-idp.js';
 import { startDevIdp } from '../../src/server/dev-idp.js';
 import { startTestGatehouse, type TestGatehouse } from './gatehouse.js';
+import { send, type CookieJar, type HttpResponse } from './http-browser.js';
 
 /** The dev IdP's groups as roles, as the dev stack maps them. */
 export const DEV_ROLES = { admin: ['admins'], engineer: ['engineering'] };
@@ -55,4 +56,19 @@ export async function startSsoStack(
     opts.signedOutPage ? `${gh.url}/.gatehouse/signed-out` : undefined,
   );
   return { idp, gh };
+}
+
+/** A route from `from` (an origin of its own, such as `http://jira.example.test`) to `upstream`, open to anyone signed in. */
+export function signedInRoute(name: string, from: string, upstream: string): Record<string, unknown> {
+  return {
+    name,
+    from: `${from}/`,
+    to: [upstream],
+    policy: [{ name: 'signed-in', allow: { claim: 'sub', exists: true } }],
+  };
+}
+
+/** A request as a browser would send it to `url`; `*.example.test` names reach the test Gatehouse `gh`. */
+export function visitVia(gh: TestGatehouse, jar: CookieJar, url: string): Promise<HttpResponse> {
+  return send(jar, url, new URL(url).hostname.endsWith('.example.test') ? { connect: gh.url } : {});
 }

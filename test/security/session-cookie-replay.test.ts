@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestGatehouse } from '../helpers/gatehouse.js';
-import { startSsoStack } from '../helpers/sso.js';
+import { signedInRoute, startSsoStack, visitVia } from '../helpers/sso.js';
 import type { DevIdp } from '../../src/server/dev-idp.js';
 import { startDemoApp, type DemoApp } from '../../src/server/demo-app.js';
 import { request } from 'node:http';
@@ -23,12 +23,7 @@ let gh: TestGatehouse;
 
 before(async () => {
   app = await startDemoApp();
-  const route = (name: string, from: string) => ({
-    name,
-    from: `${from}/`,
-    to: [app.url],
-    policy: [{ name: 'signed-in', allow: { claim: 'sub', exists: true } }],
-  });
+  const route = (name: string, from: string) => signedInRoute(name, from, app.url);
   ({ idp, gh } = await startSsoStack({
     base: { routes: [route('app-a', APP_A), route('app-b', APP_B)] },
   }));
@@ -40,10 +35,7 @@ after(async () => {
   await app?.close();
 });
 
-/** A request as a browser would send it to `url`; *.example.test reaches the one Gatehouse on 127.0.0.1. */
-function visit(jar: CookieJar, url: string): Promise<HttpResponse> {
-  return send(jar, url, new URL(url).hostname.endsWith('.example.test') ? { connect: gh.url } : {});
-}
+const visit = (jar: CookieJar, url: string): Promise<HttpResponse> => visitVia(gh, jar, url);
 
 /**
  * An API call (no `text/html`, so no sign-in redirect: an unauthenticated one is a 401 that is always

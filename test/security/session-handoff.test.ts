@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestGatehouse } from '../helpers/gatehouse.js';
-import { startSsoStack } from '../helpers/sso.js';
+import { signedInRoute, startSsoStack, visitVia } from '../helpers/sso.js';
 import type { DevIdp } from '../../src/server/dev-idp.js';
 import { startDemoApp, type DemoApp } from '../../src/server/demo-app.js';
 import { bindingOf } from '../../src/session/handoff-binding.js';
@@ -33,12 +33,7 @@ let clock = Date.now();
 
 before(async () => {
   app = await startDemoApp();
-  const route = (name: string, from: string) => ({
-    name,
-    from: `${from}/`,
-    to: [app.url],
-    policy: [{ name: 'signed-in', allow: { claim: 'sub', exists: true } }],
-  });
+  const route = (name: string, from: string) => signedInRoute(name, from, app.url);
   ({ idp, gh } = await startSsoStack({
     now: () => clock,
     // No sessions.return_hosts: the routes' own hosts are where a sign-in may return.
@@ -52,10 +47,7 @@ after(async () => {
   await app?.close();
 });
 
-/** A request as a browser would send it to `url`; *.example.test reaches the one Gatehouse on 127.0.0.1. */
-function visit(jar: CookieJar, url: string): Promise<HttpResponse> {
-  return send(jar, url, new URL(url).hostname.endsWith('.example.test') ? { connect: gh.url } : {});
-}
+const visit = (jar: CookieJar, url: string): Promise<HttpResponse> => visitVia(gh, jar, url);
 
 /** The browser opens `rd` (a page on a route's host) and is sent to sign in: the login URL it gets. */
 async function startAt(jar: CookieJar, rd: string): Promise<string> {
